@@ -1,0 +1,1 @@
+//! The part of lull that talks to PostgreSQL.

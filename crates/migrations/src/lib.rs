@@ -1,0 +1,1 @@
+//! Finding migrations on disk.
