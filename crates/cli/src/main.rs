@@ -1,1 +1,49 @@
-fn main() {}
+//! The `lull` command line: parses flags, calls the library crates and
+//! renders what they return. Nothing here decides policy; it only wires
+//! configuration, connection strings and output formats to the engine.
+
+mod cmd;
+mod context;
+mod error;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::GlobalArgs;
+
+/// Safe PostgreSQL schema changes for busy production databases.
+///
+/// lull checks, plans, runs, schedules and verifies schema changes so that
+/// the application never waits for them: short lock timeouts with retries,
+/// indexes built CONCURRENTLY outside transactions, INVALID leftovers
+/// cleaned, and a report of who blocks when a lock is not available.
+#[derive(Parser, Debug)]
+#[command(name = "lull", version, about, long_about, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 success, 1 findings or a failed run (state consistent), \
+2 usage, configuration, I/O or connection error, 3 refused (lock held, changed applied file).\n\
+Configuration: lull.toml in the current directory or a parent (or --config); DATABASE_URL or --database-url.")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start, stop or locate a throwaway local PostgreSQL to try lull on.
+    Sandbox(cmd::sandbox::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sandbox(args) => cmd::sandbox::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}

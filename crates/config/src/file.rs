@@ -1,0 +1,574 @@
+//! The `lull.toml` file: sections, `[env.NAME]` overrides, defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Duration;
+
+/// The file name lull looks for, walking up from the current directory.
+pub const CONFIG_FILE_NAME: &str = "lull.toml";
+
+/// A configuration problem, with the file and line when there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a bad value.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// `--env NAME` names an environment the file does not define.
+    #[error("environment `{name}` is not defined in {path}; defined: {defined}")]
+    UnknownEnv {
+        name: String,
+        path: String,
+        defined: String,
+    },
+}
+
+/// Fields that merge: an override replaces a value only where it sets one.
+trait Merge {
+    fn merge(self, over: Self) -> Self;
+}
+
+impl<T> Merge for Option<T> {
+    fn merge(self, over: Self) -> Self {
+        over.or(self)
+    }
+}
+
+/// Declares a config section: a struct of optional fields that rejects
+/// unknown keys and merges field by field.
+macro_rules! section {
+    ($(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* pub $f:ident : $t:ty, )* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fm])* #[serde(default, skip_serializing_if = "is_unset")] pub $f: $t, )*
+        }
+        impl Merge for $name {
+            fn merge(self, over: Self) -> Self {
+                Self { $( $f: Merge::merge(self.$f, over.$f), )* }
+            }
+        }
+        impl IsUnset for $name {
+            fn is_unset(&self) -> bool {
+                *self == Self::default()
+            }
+        }
+    };
+}
+
+trait IsUnset {
+    fn is_unset(&self) -> bool;
+}
+
+impl<T> IsUnset for Option<T> {
+    fn is_unset(&self) -> bool {
+        self.is_none()
+    }
+}
+
+fn is_unset<T: IsUnset>(v: &T) -> bool {
+    v.is_unset()
+}
+
+/// How migration files will be run, which decides lint findings such as
+/// `concurrently-in-transaction` and `missing-lock-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerKind {
+    /// lull runs the files: it splits transactions and sets timeouts itself.
+    Lull,
+    /// Another tool wraps each file in one transaction.
+    Transactional,
+    /// Another tool runs each statement on its own (autocommit).
+    Autocommit,
+}
+
+section! {
+    /// Everything one `lull.toml` layer may set; `[env.NAME]` holds the same.
+    pub struct Settings {
+        /// Connection string; `DATABASE_URL` and `--database-url` win over it.
+        pub database_url: Option<String>,
+        /// Migration directory, relative to the config file.
+        pub dir: Option<String>,
+        /// Schema for lull's own tables (default `lull`).
+        pub schema: Option<String>,
+        /// How the files will be run (default `lull`).
+        pub runner: Option<RunnerKind>,
+        /// Lock and timeout policy per statement class.
+        pub policy: PolicySection,
+        /// Lint settings.
+        pub lint: LintSection,
+        /// Index build guards and window.
+        pub indexes: IndexesSection,
+    }
+}
+
+section! {
+    /// `[policy]`: one table per statement class.
+    pub struct PolicySection {
+        pub ddl: DdlSection,
+        pub dml: DmlSection,
+        pub index: IndexSection,
+    }
+}
+
+section! {
+    /// `[policy.ddl]`
+    pub struct DdlSection {
+        /// lock_timeout for each try, in order; the list is the whole ramp.
+        pub lock_timeouts: Option<Vec<Duration>>,
+        /// Sleep before each retry (the last value repeats).
+        pub retry_sleeps: Option<Vec<Duration>>,
+        pub statement_timeout: Option<Duration>,
+        pub idle_in_transaction_session_timeout: Option<Duration>,
+    }
+}
+
+section! {
+    /// `[policy.dml]`
+    pub struct DmlSection {
+        pub lock_timeout: Option<Duration>,
+        pub statement_timeout: Option<Duration>,
+        pub max_retries: Option<u32>,
+        pub backoff_base: Option<Duration>,
+        pub backoff_max: Option<Duration>,
+    }
+}
+
+section! {
+    /// `[policy.index]`
+    pub struct IndexSection {
+        pub lock_timeout: Option<Duration>,
+        pub statement_timeout: Option<Duration>,
+        pub max_tries: Option<u32>,
+        pub backoff_base: Option<Duration>,
+        pub backoff_max: Option<Duration>,
+        /// e.g. "1GB"; set for the build's own session only.
+        pub maintenance_work_mem: Option<String>,
+        pub max_parallel_maintenance_workers: Option<u32>,
+    }
+}
+
+section! {
+    /// `[lint]`
+    pub struct LintSection {
+        /// Rule levels by id: "error", "warning", "info" or "off".
+        pub rules: Option<BTreeMap<String, String>>,
+        /// Opt-in rules to turn on (e.g. the `prefer-*` hygiene rules).
+        pub enable: Option<Vec<String>>,
+        /// Path globs to skip.
+        pub exclude: Option<Vec<String>>,
+        /// "error", "warning" or "never".
+        pub fail_on: Option<String>,
+        /// A table with at least this many rows is large.
+        pub large_table_rows: Option<u64>,
+        /// A table of at least this many bytes is large.
+        pub large_table_bytes: Option<u64>,
+        /// More index builds than this in one migration is a finding.
+        pub max_index_builds: Option<u32>,
+        /// A stats file from `lull stats export` to size tables offline.
+        pub stats_file: Option<String>,
+    }
+}
+
+section! {
+    /// `[indexes]`: when and under which guards pending indexes are built.
+    pub struct IndexesSection {
+        /// Safe window, e.g. "02:00-05:00" (may cross midnight).
+        pub window: Option<String>,
+        /// IANA time zone of the window, e.g. "Europe/Berlin" (default UTC).
+        pub timezone: Option<String>,
+        /// Days the window is open, e.g. ["mon", "tue"]; all when unset.
+        pub days: Option<Vec<String>>,
+        /// Cancel one build that runs longer than this.
+        pub max_build_duration: Option<Duration>,
+        /// Stop starting builds after a pass has run this long.
+        pub max_pass_duration: Option<Duration>,
+        /// Skip or cancel while more non-idle connections than this exist.
+        pub max_active_connections: Option<u32>,
+        /// Skip or cancel while autovacuum works on the table.
+        pub skip_when_autovacuum: Option<bool>,
+        /// Skip or cancel while a replica lags more than this.
+        pub max_replication_lag: Option<Duration>,
+        /// Skip or cancel while a transaction older than this is open.
+        pub max_transaction_age: Option<Duration>,
+        /// How often guards are checked during a build.
+        pub check_interval: Option<Duration>,
+        /// Cron expression for `lull daemon`, e.g. "30 2 * * *".
+        pub schedule: Option<String>,
+    }
+}
+
+/// The named environments of a file. The base layer is checked on its own
+/// (see `Config::parse`): serde's `flatten` and `deny_unknown_fields` do
+/// not combine.
+#[derive(Debug, Default, Deserialize)]
+struct RawEnvs {
+    #[serde(default)]
+    env: BTreeMap<String, Settings>,
+}
+
+/// The configuration lull runs with: the file (if any) with the selected
+/// environment applied.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub path: Option<PathBuf>,
+    /// The selected environment, if any.
+    pub env: Option<String>,
+    /// The merged settings.
+    pub settings: Settings,
+}
+
+impl Config {
+    /// Loads `path`, applying `[env.NAME]` when `env` is given.
+    pub fn load(path: &Path, env: Option<&str>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, env)
+    }
+
+    /// Parses config text; `path` is only used in messages and to resolve
+    /// relative paths.
+    pub fn parse(text: &str, path: &Path, env: Option<&str>) -> Result<Config, ConfigError> {
+        let invalid = |message: String, span: Option<std::ops::Range<usize>>| {
+            let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawEnvs = toml::from_str(text)
+            .map_err(|e| invalid(fix_field_message(e.message()), e.span()))?;
+        // The same text with the `env` tables blanked is the base layer;
+        // blanking keeps every position, so errors point at the right line.
+        let base: Settings = toml::from_str(&without_env(text))
+            .map_err(|e| invalid(fix_field_message(e.message()), e.span()))?;
+        let mut settings = base;
+        if let Some(name) = env {
+            let over = raw.env.get(name).cloned().ok_or_else(|| ConfigError::UnknownEnv {
+                name: name.to_string(),
+                path: path.display().to_string(),
+                defined: if raw.env.is_empty() {
+                    "none (add an [env.NAME] section)".to_string()
+                } else {
+                    raw.env.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })?;
+            settings = settings.merge(over);
+        }
+        let config = Config {
+            path: Some(path.to_path_buf()),
+            env: env.map(str::to_string),
+            settings,
+        };
+        config.validate().map_err(|m| invalid(m, None))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let lint = &self.settings.lint;
+        if let Some(fail_on) = &lint.fail_on {
+            if !["error", "warning", "never"].contains(&fail_on.as_str()) {
+                return Err(format!(
+                    "lint.fail_on = \"{fail_on}\" is not valid; expected one of: error, warning, never"
+                ));
+            }
+        }
+        if let Some(rules) = &lint.rules {
+            for (rule, level) in rules {
+                if !["error", "warning", "info", "off"].contains(&level.as_str()) {
+                    return Err(format!(
+                        "lint.rules.{rule} = \"{level}\" is not valid; expected one of: error, warning, info, off"
+                    ));
+                }
+            }
+        }
+        if let Some(ramp) = &self.settings.policy.ddl.lock_timeouts {
+            if ramp.is_empty() || ramp.iter().any(|d| d.as_millis() == 0) {
+                return Err("policy.ddl.lock_timeouts must be a non-empty list of non-zero durations (lull never waits for a lock without a bound)".to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The lock policies with defaults filled in.
+    pub fn policies(&self) -> Policies {
+        Policies::from_section(&self.settings.policy)
+    }
+
+    /// The schema lull keeps its own tables in.
+    pub fn schema(&self) -> &str {
+        self.settings.schema.as_deref().unwrap_or("lull")
+    }
+
+    /// The migration directory: from the file (relative to it), else
+    /// `./migrations`.
+    pub fn migrations_dir(&self) -> PathBuf {
+        match (&self.settings.dir, &self.path) {
+            (Some(dir), Some(path)) => path.parent().unwrap_or(Path::new(".")).join(dir),
+            (Some(dir), None) => PathBuf::from(dir),
+            (None, _) => PathBuf::from("migrations"),
+        }
+    }
+
+    /// How the files will be run (default: by lull).
+    pub fn runner(&self) -> RunnerKind {
+        self.settings.runner.unwrap_or(RunnerKind::Lull)
+    }
+}
+
+/// Messages from serde name Rust types; users wrote TOML.
+fn fix_field_message(m: &str) -> String {
+    m.replace("variant", "value")
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+/// Finds `lull.toml` in `start` or the nearest parent that has one.
+pub fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The text with every line of `[env…]` tables replaced by spaces.
+fn without_env(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_env = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            let header = header.trim_start_matches('[').trim_start();
+            in_env = ["env.", "env]", "\"env\""].iter().any(|p| header.starts_with(p));
+        }
+        if in_env {
+            out.extend(line.chars().map(|c| if c == '\n' { c } else { ' ' }));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// `[policy.ddl]` resolved: how a DDL step runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DdlPolicy {
+    /// lock_timeout per try; its length is the number of tries.
+    pub lock_timeouts: Vec<Duration>,
+    /// Sleep before retry N (the last value repeats).
+    pub retry_sleeps: Vec<Duration>,
+    pub statement_timeout: Duration,
+    pub idle_in_transaction_session_timeout: Duration,
+}
+
+/// `[policy.dml]` resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DmlPolicy {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// `[policy.index]` resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexPolicy {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub max_tries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub maintenance_work_mem: Option<String>,
+    pub max_parallel_maintenance_workers: Option<u32>,
+}
+
+/// The lock policy of every statement class, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policies {
+    pub ddl: DdlPolicy,
+    pub dml: DmlPolicy,
+    pub index: IndexPolicy,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies::from_section(&PolicySection::default())
+    }
+}
+
+impl Policies {
+    fn from_section(s: &PolicySection) -> Policies {
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        Policies {
+            ddl: DdlPolicy {
+                lock_timeouts: s.ddl.lock_timeouts.clone().unwrap_or_else(|| {
+                    vec![ms(100), ms(100), ms(200), ms(300), ms(500), secs(1), secs(2), secs(3), secs(5)]
+                }),
+                retry_sleeps: s.ddl.retry_sleeps.clone().unwrap_or_else(|| {
+                    vec![ms(500), ms(1000), ms(1000), ms(2000), ms(2000), ms(3000), ms(5000), ms(5000)]
+                }),
+                statement_timeout: s.ddl.statement_timeout.unwrap_or(secs(120)),
+                idle_in_transaction_session_timeout: s
+                    .ddl
+                    .idle_in_transaction_session_timeout
+                    .unwrap_or(secs(60)),
+            },
+            dml: DmlPolicy {
+                lock_timeout: s.dml.lock_timeout.unwrap_or(secs(60)),
+                statement_timeout: s.dml.statement_timeout.unwrap_or(ms(0)),
+                max_retries: s.dml.max_retries.unwrap_or(5),
+                backoff_base: s.dml.backoff_base.unwrap_or(ms(200)),
+                backoff_max: s.dml.backoff_max.unwrap_or(secs(10)),
+            },
+            index: IndexPolicy {
+                lock_timeout: s.index.lock_timeout.unwrap_or(ms(0)),
+                statement_timeout: s.index.statement_timeout.unwrap_or(ms(0)),
+                max_tries: s.index.max_tries.unwrap_or(10),
+                backoff_base: s.index.backoff_base.unwrap_or(secs(1)),
+                backoff_max: s.index.backoff_max.unwrap_or(secs(60)),
+                maintenance_work_mem: s.index.maintenance_work_mem.clone(),
+                max_parallel_maintenance_workers: s.index.max_parallel_maintenance_workers,
+            },
+        }
+    }
+}
+
+/// `[lint]` resolved defaults.
+impl LintSection {
+    /// Rows from which a table counts as large (default 1,000,000).
+    pub fn large_rows(&self) -> u64 {
+        self.large_table_rows.unwrap_or(1_000_000)
+    }
+
+    /// Bytes from which a table counts as large (default 1 GiB).
+    pub fn large_bytes(&self) -> u64 {
+        self.large_table_bytes.unwrap_or(1 << 30)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: Option<&str>) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("lull.toml"), env)
+    }
+
+    #[test]
+    fn empty_file_gives_design_defaults() {
+        let c = parse("", None).unwrap();
+        let p = c.policies();
+        assert_eq!(p.ddl.lock_timeouts[0], Duration::from_millis(100));
+        assert_eq!(p.ddl.lock_timeouts.len(), 9);
+        assert_eq!(p.ddl.statement_timeout, Duration::from_secs(120));
+        assert_eq!(p.dml.lock_timeout, Duration::from_secs(60));
+        assert_eq!(p.index.max_tries, 10);
+        assert_eq!(c.schema(), "lull");
+        assert_eq!(c.runner(), RunnerKind::Lull);
+    }
+
+    #[test]
+    fn env_overrides_only_what_it_sets() {
+        let text = r#"
+database_url = "postgres://localhost/dev"
+schema = "ops"
+
+[policy.ddl]
+statement_timeout = "30s"
+
+[env.production]
+database_url = "postgres://prod/app"
+
+[env.production.policy.ddl]
+lock_timeouts = ["50ms", "1s"]
+"#;
+        let base = parse(text, None).unwrap();
+        assert_eq!(base.settings.database_url.as_deref(), Some("postgres://localhost/dev"));
+        let prod = parse(text, Some("production")).unwrap();
+        assert_eq!(prod.settings.database_url.as_deref(), Some("postgres://prod/app"));
+        assert_eq!(prod.schema(), "ops");
+        let p = prod.policies();
+        assert_eq!(p.ddl.lock_timeouts, vec![Duration::from_millis(50), Duration::from_secs(1)]);
+        assert_eq!(p.ddl.statement_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_choices() {
+        let text = "schema = \"x\"\n\n[policy.ddl]\nlock_timeout = \"1s\"\n";
+        let err = parse(text, None).unwrap_err().to_string();
+        assert!(err.starts_with("lull.toml:4:"), "{err}");
+        assert!(err.contains("unknown field `lock_timeout`"), "{err}");
+        assert!(err.contains("lock_timeouts"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_env_section_is_reported_with_line() {
+        let text = "[env.staging]\ndatabse_url = \"x\"\n";
+        let err = parse(text, None).unwrap_err().to_string();
+        assert!(err.starts_with("lull.toml:2:"), "{err}");
+        assert!(err.contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_lists_valid_choices() {
+        let err = parse("runner = \"flyway\"\n", None).unwrap_err().to_string();
+        assert!(err.starts_with("lull.toml:1:"), "{err}");
+        assert!(err.contains("lull") && err.contains("transactional") && err.contains("autocommit"), "{err}");
+        let err = parse("[policy.ddl]\nstatement_timeout = \"5 parsecs\"\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("lull.toml:2:"), "{err}");
+        assert!(err.contains("valid units"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_lists_defined_ones() {
+        let err = parse("[env.prod]\n[env.staging]\n", Some("qa")).unwrap_err().to_string();
+        assert!(err.contains("`qa`") && err.contains("prod, staging"), "{err}");
+    }
+
+    #[test]
+    fn zero_lock_timeout_in_ramp_is_refused() {
+        let err = parse("[policy.ddl]\nlock_timeouts = [\"100ms\", \"0\"]\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("non-zero"), "{err}");
+    }
+
+    #[test]
+    fn finds_config_in_a_parent_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        assert_eq!(find_config(&nested), Some(dir.path().join(CONFIG_FILE_NAME)));
+    }
+}
