@@ -1,0 +1,517 @@
+//! Safe-by-default rewrites of single statements: what the runner executes
+//! instead of a statement that would hold a blocking lock on an existing
+//! table, and what `lull fix` and lint's help text suggest.
+//!
+//! Every rewrite keeps the statement's meaning and only changes how it
+//! locks: CONCURRENTLY index work, constraints added `NOT VALID` and
+//! validated separately, NOT NULL proven by a validated CHECK first, and
+//! UNIQUE / PRIMARY KEY attached to a concurrently built index. Identifiers
+//! in generated SQL are quoted with [`crate::sql`].
+
+use std::collections::BTreeSet;
+
+use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType, ReindexObjectType, Token};
+use pg_query::NodeEnum;
+use serde::Serialize;
+
+use crate::ast;
+use crate::parse::Statement;
+use crate::sql::{quote_ident, quote_qualified};
+
+/// PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The safe form of one statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SafeForm {
+    /// Statements to run instead, in order, without trailing `;`. Each one
+    /// parses; CONCURRENTLY ones must run outside a transaction block (their
+    /// facts say so).
+    pub statements: Vec<String>,
+    /// Which rewrite this is: `concurrently`, `not-valid-then-validate`,
+    /// `check-then-set-not-null` or `unique-index-concurrently`.
+    pub rewrite: &'static str,
+    /// One sentence on what changed and why, for plans and help text.
+    pub note: String,
+}
+
+/// Relations created earlier in the same migration or run. Statements on
+/// them need no safe form: nobody else can be using a table that did not
+/// exist before this run.
+#[derive(Debug, Clone, Default)]
+pub struct NewRelations {
+    names: BTreeSet<String>,
+}
+
+impl NewRelations {
+    /// An empty set: every relation existed before.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the relations `stmt` creates.
+    pub fn record(&mut self, stmt: &Statement) {
+        for name in &stmt.facts.creates {
+            self.names.insert(name.clone());
+        }
+    }
+
+    /// Adds one relation by name.
+    pub fn insert(&mut self, name: impl Into<String>) {
+        self.names.insert(name.into());
+    }
+
+    /// Whether `name` was created in this run. An unqualified name matches
+    /// a qualified one with the same relation name (and the other way
+    /// round), since `search_path` is unknown here.
+    pub fn contains(&self, name: &str) -> bool {
+        if self.names.contains(name) {
+            return true;
+        }
+        let last = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+        let qualified = name.contains('.');
+        self.names
+            .iter()
+            .any(|n| (qualified != n.contains('.')) && last(n) == last(name))
+    }
+}
+
+/// The safe-by-default rewrite of one statement, or `None` when the
+/// statement is already safe, targets a relation created in this run
+/// (`new`), or has no mechanical rewrite (e.g. several ALTER TABLE actions
+/// in one statement, DROP INDEX ... CASCADE).
+pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
+    match stmt.ast() {
+        NodeEnum::IndexStmt(s) if !s.concurrent => {
+            let table = s.relation.as_ref()?;
+            if new.contains(&ast::rel_name(table)) {
+                return None;
+            }
+            let at = keyword_end(&stmt.text, Token::Index)?;
+            let text = format!("{} CONCURRENTLY{}", &stmt.text[..at], &stmt.text[at..]);
+            Some(SafeForm {
+                statements: vec![text],
+                rewrite: "concurrently",
+                note:
+                    "builds the index with CONCURRENTLY, outside a transaction, so writes continue \
+                       (SHARE UPDATE EXCLUSIVE instead of SHARE)"
+                        .into(),
+            })
+        }
+        NodeEnum::DropStmt(s)
+            if s.remove_type == ObjectType::ObjectIndex as i32 && !s.concurrent =>
+        {
+            if s.behavior == protobuf::DropBehavior::DropCascade as i32 {
+                return None;
+            }
+            let names: Vec<Vec<String>> = s
+                .objects
+                .iter()
+                .map(ast::name_parts)
+                .collect::<Option<_>>()?;
+            if names.iter().all(|parts| new.contains(&parts.join("."))) {
+                return None;
+            }
+            let if_exists = if s.missing_ok { " IF EXISTS" } else { "" };
+            let statements = names
+                .iter()
+                .map(|parts| format!("DROP INDEX CONCURRENTLY{if_exists} {}", quote_parts(parts)))
+                .collect();
+            Some(SafeForm {
+                statements,
+                rewrite: "concurrently",
+                note: "drops the index with CONCURRENTLY, outside a transaction, so queries on the table \
+                       are not blocked while it waits"
+                    .into(),
+            })
+        }
+        NodeEnum::ReindexStmt(s) if !ast::has_option(&s.params, "concurrently") => {
+            let rel = s.relation.as_ref()?;
+            if new.contains(&ast::rel_name(rel)) {
+                return None;
+            }
+            let kind = if s.kind == ReindexObjectType::ReindexObjectIndex as i32 {
+                "INDEX"
+            } else if s.kind == ReindexObjectType::ReindexObjectTable as i32 {
+                "TABLE"
+            } else {
+                return None;
+            };
+            Some(SafeForm {
+                statements: vec![format!("REINDEX {kind} CONCURRENTLY {}", quote_rel(rel))],
+                rewrite: "concurrently",
+                note: "rebuilds with CONCURRENTLY, outside a transaction, so writes continue"
+                    .into(),
+            })
+        }
+        NodeEnum::AlterTableStmt(s) => alter_table_safe_form(stmt, s, new),
+        _ => None,
+    }
+}
+
+fn alter_table_safe_form(
+    stmt: &Statement,
+    s: &protobuf::AlterTableStmt,
+    new: &NewRelations,
+) -> Option<SafeForm> {
+    if s.objtype != ObjectType::ObjectTable as i32 || s.cmds.len() != 1 {
+        return None;
+    }
+    let rel = s.relation.as_ref()?;
+    if new.contains(&ast::rel_name(rel)) {
+        return None;
+    }
+    let Some(NodeEnum::AlterTableCmd(cmd)) = &s.cmds[0].node else {
+        return None;
+    };
+    let table = quote_rel(rel);
+    match AlterTableType::try_from(cmd.subtype).ok()? {
+        AlterTableType::AtAddConstraint => {
+            let c = cmd.def.as_deref().and_then(ast::as_constraint)?;
+            match ConstrType::try_from(c.contype).ok()? {
+                ConstrType::ConstrForeign | ConstrType::ConstrCheck if !c.skip_validation => {
+                    not_valid_then_validate(stmt, rel, &table, c)
+                }
+                ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
+                    unique_index_concurrently(rel, &table, c)
+                }
+                _ => None,
+            }
+        }
+        AlterTableType::AtSetNotNull => {
+            let column = &cmd.name;
+            let check = make_object_name(&rel.relname, Some(column), "not_null");
+            let (col, chk) = (quote_ident(column), quote_ident(&check));
+            Some(SafeForm {
+                statements: vec![
+                    format!("ALTER TABLE {table} ADD CONSTRAINT {chk} CHECK ({col} IS NOT NULL) NOT VALID"),
+                    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {chk}"),
+                    format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL"),
+                    format!("ALTER TABLE {table} DROP CONSTRAINT {chk}"),
+                ],
+                rewrite: "check-then-set-not-null",
+                note: "proves NOT NULL with a CHECK validated under SHARE UPDATE EXCLUSIVE; SET NOT NULL \
+                       then uses it and skips the full scan under ACCESS EXCLUSIVE"
+                    .into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn not_valid_then_validate(
+    stmt: &Statement,
+    rel: &protobuf::RangeVar,
+    table: &str,
+    c: &protobuf::Constraint,
+) -> Option<SafeForm> {
+    let is_fk = c.contype == ConstrType::ConstrForeign as i32;
+    let name = if c.conname.is_empty() {
+        default_constraint_name(rel, c)?
+    } else {
+        c.conname.clone()
+    };
+    let mut text = stmt.text.clone();
+    if c.conname.is_empty() {
+        let at = usize::try_from(c.location)
+            .ok()?
+            .checked_sub(stmt.span.start)?;
+        if !text.is_char_boundary(at) || at > text.len() {
+            return None;
+        }
+        text.insert_str(at, &format!("CONSTRAINT {} ", quote_ident(&name)));
+    }
+    text.push_str(" NOT VALID");
+    let what = if is_fk {
+        "foreign key"
+    } else {
+        "check constraint"
+    };
+    Some(SafeForm {
+        statements: vec![text, format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(&name))],
+        rewrite: "not-valid-then-validate",
+        note: format!(
+            "adds the {what} NOT VALID (a short lock, no scan), then validates existing rows under \
+             SHARE UPDATE EXCLUSIVE, which lets reads and writes continue; run the two in separate transactions"
+        ),
+    })
+}
+
+fn unique_index_concurrently(
+    rel: &protobuf::RangeVar,
+    table: &str,
+    c: &protobuf::Constraint,
+) -> Option<SafeForm> {
+    let primary = c.contype == ConstrType::ConstrPrimary as i32;
+    let keys: Vec<&str> = c
+        .keys
+        .iter()
+        .map(ast::string_value)
+        .collect::<Option<_>>()?;
+    if keys.is_empty() {
+        return None;
+    }
+    let index = if !c.conname.is_empty() {
+        c.conname.clone()
+    } else if primary {
+        make_object_name(&rel.relname, None, "pkey")
+    } else {
+        make_object_name(&rel.relname, Some(&keys.join("_")), "key")
+    };
+    let cols = keys
+        .iter()
+        .map(|k| quote_ident(k))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut create = format!(
+        "CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({cols})",
+        quote_ident(&index)
+    );
+    let including: Vec<&str> = c
+        .including
+        .iter()
+        .map(ast::string_value)
+        .collect::<Option<_>>()?;
+    if !including.is_empty() {
+        let inc = including
+            .iter()
+            .map(|k| quote_ident(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        create.push_str(&format!(" INCLUDE ({inc})"));
+    }
+    if c.nulls_not_distinct {
+        create.push_str(" NULLS NOT DISTINCT");
+    }
+    let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
+    let mut attach = format!(
+        "ALTER TABLE {table} ADD CONSTRAINT {0} {kind} USING INDEX {0}",
+        quote_ident(&index)
+    );
+    if c.deferrable {
+        attach.push_str(" DEFERRABLE");
+    }
+    if c.initdeferred {
+        attach.push_str(" INITIALLY DEFERRED");
+    }
+    let mut note = "builds the unique index CONCURRENTLY (writes continue), then attaches it as the constraint \
+                    with a short ACCESS EXCLUSIVE lock and no scan"
+        .to_string();
+    if primary {
+        note.push_str("; columns must already be NOT NULL or the attach scans the table");
+    }
+    Some(SafeForm {
+        statements: vec![create, attach],
+        rewrite: "unique-index-concurrently",
+        note,
+    })
+}
+
+/// The name PostgreSQL gives an unnamed FOREIGN KEY (`<table>_<cols>_fkey`)
+/// or CHECK (`<table>_<first column>_check`).
+fn default_constraint_name(rel: &protobuf::RangeVar, c: &protobuf::Constraint) -> Option<String> {
+    if c.contype == ConstrType::ConstrForeign as i32 {
+        let cols: Vec<&str> = c
+            .fk_attrs
+            .iter()
+            .map(ast::string_value)
+            .collect::<Option<_>>()?;
+        Some(make_object_name(
+            &rel.relname,
+            Some(&cols.join("_")),
+            "fkey",
+        ))
+    } else {
+        let expr = c.raw_expr.as_deref()?.node.as_ref()?;
+        let first_column = expr.nodes().into_iter().find_map(|(n, ..)| match n {
+            pg_query::NodeRef::ColumnRef(col) => {
+                col.fields.iter().rev().find_map(ast::string_value)
+            }
+            _ => None,
+        });
+        Some(make_object_name(&rel.relname, first_column, "check"))
+    }
+}
+
+/// PostgreSQL's `makeObjectName`: `name1_name2_label`, shortening the
+/// longer of the two names until the whole fits in 63 bytes.
+pub fn make_object_name(name1: &str, name2: Option<&str>, label: &str) -> String {
+    let overhead = label.len() + 1 + usize::from(name2.is_some());
+    let avail = MAX_IDENTIFIER_BYTES.saturating_sub(overhead);
+    let (mut len1, mut len2) = (name1.len(), name2.map_or(0, str::len));
+    while len1 + len2 > avail {
+        if len1 > len2 {
+            len1 -= 1;
+        } else {
+            len2 -= 1;
+        }
+    }
+    let mut out = clip(name1, len1).to_string();
+    if let Some(name2) = name2 {
+        out.push('_');
+        out.push_str(clip(name2, len2));
+    }
+    out.push('_');
+    out.push_str(label);
+    out
+}
+
+/// The longest prefix of `s` of at most `len` bytes ending on a character
+/// boundary.
+fn clip(s: &str, mut len: usize) -> &str {
+    while !s.is_char_boundary(len) {
+        len -= 1;
+    }
+    &s[..len]
+}
+
+fn quote_rel(rel: &protobuf::RangeVar) -> String {
+    quote_qualified(ast::rel_schema(rel), &rel.relname)
+}
+
+fn quote_parts(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|p| quote_ident(p))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Byte offset just after the first token of kind `kind` in `text`.
+fn keyword_end(text: &str, kind: Token) -> Option<usize> {
+    let scan = pg_query::scan(text).ok()?;
+    scan.tokens
+        .iter()
+        .find(|t| t.token == kind as i32)
+        .map(|t| t.end as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    fn form(sql: &str) -> Option<SafeForm> {
+        let stmts = parse(sql).unwrap();
+        let f = safe_form(&stmts[0], &NewRelations::new());
+        if let Some(f) = &f {
+            for s in &f.statements {
+                assert!(parse(s).is_ok(), "safe form does not parse: {s}");
+            }
+        }
+        f
+    }
+
+    fn statements(sql: &str) -> Vec<String> {
+        form(sql)
+            .unwrap_or_else(|| panic!("no safe form for {sql}"))
+            .statements
+    }
+
+    #[test]
+    fn create_index_becomes_concurrent_keeping_text() {
+        assert_eq!(
+            statements("create unique index if not exists i on t (a) where a > 0"),
+            vec!["create unique index CONCURRENTLY if not exists i on t (a) where a > 0"]
+        );
+        assert_eq!(
+            statements("CREATE INDEX ON \"T\" (a)"),
+            vec!["CREATE INDEX CONCURRENTLY ON \"T\" (a)"]
+        );
+        assert!(form("CREATE INDEX CONCURRENTLY i ON t (a)").is_none());
+    }
+
+    #[test]
+    fn new_tables_need_no_safe_form() {
+        let stmts = parse("CREATE TABLE app.t (a int); CREATE INDEX i ON t (a)").unwrap();
+        let mut new = NewRelations::new();
+        new.record(&stmts[0]);
+        assert!(safe_form(&stmts[1], &new).is_none());
+        assert!(safe_form(&stmts[1], &NewRelations::new()).is_some());
+    }
+
+    #[test]
+    fn drop_index_splits_per_index() {
+        assert_eq!(
+            statements("DROP INDEX IF EXISTS a, app.\"B\""),
+            vec![
+                "DROP INDEX CONCURRENTLY IF EXISTS a",
+                "DROP INDEX CONCURRENTLY IF EXISTS app.\"B\""
+            ]
+        );
+        assert!(form("DROP INDEX a CASCADE").is_none());
+    }
+
+    #[test]
+    fn foreign_key_and_check_get_not_valid_and_validate() {
+        assert_eq!(
+            statements("ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id)"),
+            vec![
+                "ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_user_id_fkey",
+            ]
+        );
+        assert_eq!(
+            statements("alter table \"Order\" add constraint pos check (qty > 0)"),
+            vec![
+                "alter table \"Order\" add constraint pos check (qty > 0) NOT VALID",
+                "ALTER TABLE \"Order\" VALIDATE CONSTRAINT pos",
+            ]
+        );
+        assert_eq!(
+            statements("ALTER TABLE t ADD CHECK (qty > 0)")[1],
+            "ALTER TABLE t VALIDATE CONSTRAINT t_qty_check"
+        );
+        assert!(form("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID").is_none());
+        assert!(form("ALTER TABLE t ADD CHECK (a > 0), ADD COLUMN b int").is_none());
+    }
+
+    #[test]
+    fn set_not_null_goes_through_a_check() {
+        assert_eq!(
+            statements("ALTER TABLE app.users ALTER COLUMN email SET NOT NULL"),
+            vec![
+                "ALTER TABLE app.users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID",
+                "ALTER TABLE app.users VALIDATE CONSTRAINT users_email_not_null",
+                "ALTER TABLE app.users ALTER COLUMN email SET NOT NULL",
+                "ALTER TABLE app.users DROP CONSTRAINT users_email_not_null",
+            ]
+        );
+    }
+
+    #[test]
+    fn unique_and_primary_key_use_a_concurrent_index() {
+        assert_eq!(
+            statements("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email)"),
+            vec![
+                "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email)",
+                "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key",
+            ]
+        );
+        assert_eq!(
+            statements("ALTER TABLE users ADD PRIMARY KEY (id)"),
+            vec![
+                "CREATE UNIQUE INDEX CONCURRENTLY users_pkey ON users (id)",
+                "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey",
+            ]
+        );
+    }
+
+    #[test]
+    fn reindex_becomes_concurrent() {
+        assert_eq!(
+            statements("REINDEX INDEX app.i"),
+            vec!["REINDEX INDEX CONCURRENTLY app.i"]
+        );
+        assert!(form("REINDEX DATABASE x").is_none());
+    }
+
+    #[test]
+    fn object_names_are_shortened_like_postgres() {
+        let long = "a".repeat(70);
+        let name = make_object_name(&long, Some("col"), "fkey");
+        assert_eq!(name.len(), 63);
+        assert!(name.ends_with("_col_fkey"));
+        assert_eq!(make_object_name("t", Some("a_b"), "key"), "t_a_b_key");
+    }
+}
