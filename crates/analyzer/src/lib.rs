@@ -4,8 +4,9 @@
 //! statement, the facts the rest of lull relies on: its class, the lock it
 //! takes on each relation, rewrites and scans, and whether it may run in a
 //! transaction block ([`parse`], [`Facts`]). On top of those facts sit the
-//! safe-by-default rewrites ([`safe_form`]) and the quoting of every
-//! identifier lull generates ([`sql`]).
+//! safe-by-default rewrites ([`safe_form`]), the quoting of every
+//! identifier lull generates ([`sql`]), the lint rules ([`lint`],
+//! [`rules`]) and the risk level of a migration ([`RiskLevel`]).
 //!
 //! This crate never talks to a database, never starts an async runtime and
 //! never writes to a terminal, so it stays fast, fuzzable and usable as a
@@ -13,13 +14,24 @@
 
 mod ast;
 mod facts;
+mod lint;
 mod parse;
+mod risk;
+pub mod rules;
 mod safe;
 pub mod sql;
+mod stats;
+mod suppress;
 
 pub use facts::{Class, Facts, IndexFacts, LockMode, RelLock};
+pub use lint::{
+    lint, FileReport, Finding, Level, LintOptions, LintReport, Runner, Severity, SourceFile,
+};
 pub use parse::{parse, ParseError, Span, Statement};
+pub use risk::{Risk, RiskLevel, HIGH_SCORE, MEDIUM_SCORE, RISK_DOC};
+pub use rules::{Category, Rule};
 pub use safe::{make_object_name, safe_form, NewRelations, SafeForm, MAX_IDENTIFIER_BYTES};
+pub use stats::{TableSize, TableStats};
 
 /// The parse tree types, re-exported so callers of [`Statement::ast`] need
 /// no direct `pg_query` dependency.

@@ -1,0 +1,95 @@
+//! `create-index-not-concurrently`
+
+use pg_query::NodeEnum;
+
+use super::{Category, Rule};
+use crate::lint::{FileCtx, Hit, Severity};
+
+pub(crate) static RULE: Rule = Rule {
+    id: "create-index-not-concurrently",
+    summary: "CREATE INDEX without CONCURRENTLY on an existing table",
+    doc: DOC,
+    default_severity: Severity::Error,
+    opt_in: false,
+    size_sensitive: true,
+    category: Category::Locking,
+    check,
+};
+
+const DOC: &str = "\
+create-index-not-concurrently: CREATE INDEX without CONCURRENTLY on an existing table
+
+What it flags
+  A plain CREATE [UNIQUE] INDEX on a table that existed before this
+  migration run. Tables created earlier in the same file or run are exempt.
+
+Why it hurts
+  A plain index build takes a SHARE lock on the table for the whole build:
+  reads continue, but every INSERT, UPDATE and DELETE waits until the index
+  is complete - seconds to many minutes on a large table.
+
+Safe alternative
+  Build it CONCURRENTLY, outside a transaction block (lull runs such
+  statements in their own autocommit step). It takes SHARE UPDATE EXCLUSIVE,
+  which lets writes continue:
+
+    CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_user_id_idx ON orders (user_id);
+
+  A failed concurrent build leaves an INVALID index; lull drops it before
+  retrying.
+";
+
+fn check(ctx: &FileCtx) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (i, stmt) in ctx.stmts.iter().enumerate() {
+        let NodeEnum::IndexStmt(s) = stmt.ast() else {
+            continue;
+        };
+        let Some(table) = stmt.facts.index.as_ref().and_then(|x| x.table.clone()) else {
+            continue;
+        };
+        if s.concurrent || !ctx.existing(i, &table) {
+            continue;
+        }
+        hits.push(
+            Hit::new(
+                i,
+                format!("CREATE INDEX on `{table}` takes a SHARE lock that blocks writes to it for the whole build"),
+            )
+            .table(&table)
+            .help(ctx.safe_sql(i)),
+        );
+    }
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::*;
+
+    const ID: &str = "create-index-not-concurrently";
+
+    #[test]
+    fn flags_plain_index_on_existing_table() {
+        assert_eq!(hits(ID, "CREATE INDEX i ON orders (user_id)").len(), 1);
+        assert_eq!(
+            hits(ID, "CREATE UNIQUE INDEX IF NOT EXISTS i ON app.orders (id)").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn allows_concurrent_and_new_tables() {
+        assert!(hits(ID, "CREATE INDEX CONCURRENTLY i ON orders (user_id)").is_empty());
+        assert!(hits(
+            ID,
+            "CREATE TABLE orders (id int); CREATE INDEX i ON orders (id)"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn documented() {
+        assert_documented(ID);
+    }
+}
