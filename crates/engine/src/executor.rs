@@ -1,0 +1,476 @@
+//! Running one step under its class's policy.
+//!
+//! - `ddl` steps run in a transaction whose `lock_timeout` follows the
+//!   configured ramp; a lock timeout (55P03) or deadlock (40P01) rolls
+//!   back, sleeps and tries again with the next timeout, and after the last
+//!   one the step fails with the blocker report. There is never an
+//!   unbounded final wait.
+//! - `dml` steps retry 55P03, 40P01 and 40001 with exponential backoff and
+//!   jitter; a statement timeout (57014) fails clearly.
+//! - `index` steps run on their own autocommit connection;
+//!   `CREATE INDEX CONCURRENTLY` goes through [`crate::index_build`].
+//! - naive steps run as written: no settings, no retries.
+//!
+//! Session settings are `SET LOCAL` (or `SET` then `RESET` on autocommit
+//! connections), never global. The record of a transactional step is
+//! written inside its own transaction.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lull_analyzer::sql::{quote_literal, quote_qualified};
+use lull_config::Policies;
+use rand::Rng;
+use tokio_postgres::Client;
+
+use crate::blockers::{self, BlockerReport};
+use crate::db::connect;
+use crate::error::{excerpt, pg_message, sqlstate, EngineError};
+use crate::events::{Event, EventSink};
+use crate::index_build::{self, build_index, CancelToken, IndexBuild, IndexEvent};
+use crate::plan::{Direction, PolicyClass, Step, StepKind};
+use crate::state::State;
+
+/// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped at
+/// `max`, then scaled by a random factor in [0.5, 1.0] so that runners
+/// retrying the same lock do not retry in step.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
+/// Where a step belongs, for records and events.
+pub struct StepContext<'a> {
+    /// The migration's version.
+    pub version: &'a str,
+    /// Up or down.
+    pub direction: Direction,
+    /// The step.
+    pub step: &'a Step,
+    /// SQL to run in the step's transaction after its own record when it
+    /// is the migration's last step (marks the migration applied or
+    /// forgotten).
+    pub finish_sql: Option<String>,
+}
+
+/// What a finished step reports.
+pub struct StepOutcome {
+    /// Tries it took.
+    pub tries: usize,
+    /// A warning to show (best-effort index that was queued instead).
+    pub warning: Option<String>,
+}
+
+/// Runs steps on a work connection, with a monitor connection for blocker
+/// reports.
+pub struct Executor<'a> {
+    /// The connection string, for index steps' own connections.
+    pub url: &'a str,
+    /// The policies.
+    pub policies: &'a Policies,
+    /// lull's state tables.
+    pub state: &'a State,
+    /// Where events go.
+    pub events: EventSink,
+    /// The connection transactional steps run on.
+    pub work: &'a Client,
+    /// Its backend pid.
+    pub work_pid: i32,
+    /// A second connection for watching blockers.
+    pub monitor: Arc<Client>,
+    /// Cancels index builds.
+    pub cancel: CancelToken,
+}
+
+impl Executor<'_> {
+    /// Runs one step and records it done (the migration's finish SQL
+    /// included, for the last step).
+    pub async fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        match (ctx.step.kind, ctx.step.policy) {
+            (StepKind::Transaction, PolicyClass::None) => self.naive(ctx, true).await,
+            (StepKind::Autocommit, PolicyClass::None) => self.naive(ctx, false).await,
+            (StepKind::Transaction, PolicyClass::Dml) => self.dml(ctx).await,
+            (StepKind::Transaction, _) => self.ddl(ctx).await,
+            (StepKind::Autocommit, PolicyClass::Index) => self.index(ctx).await,
+            (StepKind::Autocommit, _) => self.autocommit_ddl(ctx).await,
+        }
+    }
+
+    fn done_sql(&self, ctx: &StepContext<'_>, tries: usize) -> String {
+        let mut sql = self.state.step_done_sql(
+            ctx.version,
+            ctx.direction.as_str(),
+            ctx.step.number,
+            ctx.step.kind.as_str(),
+            &ctx.step.sql(),
+            tries,
+        );
+        if let Some(finish) = &ctx.finish_sql {
+            sql.push_str(";\n");
+            sql.push_str(finish);
+        }
+        sql
+    }
+
+    fn failed(&self, ctx: &StepContext<'_>, sql: &str, err: &tokio_postgres::Error, hint: Option<String>) -> EngineError {
+        EngineError::StepFailed {
+            version: ctx.version.to_string(),
+            step: ctx.step.number,
+            statement: excerpt(sql, 200),
+            message: pg_message(err),
+            code: sqlstate(err),
+            hint,
+        }
+    }
+
+    async fn rollback(&self) {
+        // Fails only when there is no transaction, which is the state wanted.
+        let _ = self.work.batch_execute("ROLLBACK").await;
+    }
+
+    /// Runs the step's statements in one transaction with `settings`,
+    /// writing its record before COMMIT. Returns the error and the
+    /// statement that failed.
+    async fn transaction(
+        &self,
+        ctx: &StepContext<'_>,
+        settings: &str,
+        tries: usize,
+    ) -> Result<(), (tokio_postgres::Error, String)> {
+        let begin = format!("BEGIN; {settings}");
+        self.work.batch_execute(&begin).await.map_err(|e| (e, begin.clone()))?;
+        for s in &ctx.step.statements {
+            if let Err(e) = self.work.batch_execute(&s.sql).await {
+                self.rollback().await;
+                return Err((e, s.sql.clone()));
+            }
+        }
+        let commit = format!("{};\nCOMMIT", self.done_sql(ctx, tries));
+        if let Err(e) = self.work.batch_execute(&commit).await {
+            self.rollback().await;
+            return Err((e, "COMMIT".to_string()));
+        }
+        Ok(())
+    }
+
+    async fn naive(&self, ctx: &StepContext<'_>, in_transaction: bool) -> Result<StepOutcome, EngineError> {
+        if in_transaction {
+            self.transaction(ctx, "", 1).await.map_err(|(e, sql)| self.failed(ctx, &sql, &e, None))?;
+        } else {
+            let sql = ctx.step.sql();
+            self.work.batch_execute(&sql).await.map_err(|e| self.failed(ctx, &sql, &e, None))?;
+            self.record_autocommit_done(ctx, 1).await?;
+        }
+        Ok(StepOutcome { tries: 1, warning: None })
+    }
+
+    async fn record_autocommit_done(&self, ctx: &StepContext<'_>, tries: usize) -> Result<(), EngineError> {
+        let sql = format!("BEGIN; {}; COMMIT", self.done_sql(ctx, tries));
+        self.work.batch_execute(&sql).await.map_err(|e| EngineError::db("recording the finished step", e))
+    }
+
+    /// Polls `pg_blocking_pids(work_pid)` while a try waits, so the blocker
+    /// can be named even though the try is over when it is reported.
+    fn watch_blockers(&self, lock_timeout: Duration) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<i32>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let monitor = self.monitor.clone();
+        let pid = self.work_pid;
+        let every = (lock_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let out = seen.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Ok(pids) = blockers::blocking_pids(&monitor, pid).await {
+                    if !pids.is_empty() {
+                        *out.lock().unwrap() = pids;
+                    }
+                }
+            }
+        });
+        (handle, seen)
+    }
+
+    /// The blockers seen while waiting plus the sessions holding a
+    /// conflicting lock on the step's relations now.
+    async fn blocker_report(&self, ctx: &StepContext<'_>, seen: &[i32]) -> BlockerReport {
+        let mut pids: Vec<i32> = seen.to_vec();
+        let exclude = [self.work_pid];
+        for l in ctx.step.locks() {
+            if let Ok(found) = blockers::conflicting_holders(&self.monitor, &l.relation, l.mode, &exclude).await {
+                pids.extend(found);
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids.retain(|p| *p != self.work_pid);
+        blockers::report(&self.monitor, &pids).await.unwrap_or_default()
+    }
+
+    async fn ddl(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        let p = &self.policies.ddl;
+        let tries = p.lock_timeouts.len();
+        let mut last = BlockerReport::default();
+        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
+            let settings = format!(
+                "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
+                 SET LOCAL idle_in_transaction_session_timeout = {};",
+                quote_literal(&lock_timeout.pg_setting()),
+                quote_literal(&p.statement_timeout.pg_setting()),
+                quote_literal(&p.idle_in_transaction_session_timeout.pg_setting()),
+            );
+            let (watch, seen) = self.watch_blockers(lock_timeout.std());
+            let result = self.transaction(ctx, &settings, i + 1).await;
+            watch.abort();
+            let (err, sql) = match result {
+                Ok(()) => return Ok(StepOutcome { tries: i + 1, warning: None }),
+                Err(e) => e,
+            };
+            let code = sqlstate(&err);
+            if !matches!(code.as_deref(), Some("55P03" | "40P01")) {
+                let hint = (code.as_deref() == Some("57014")).then(|| {
+                    format!(
+                        "the statement ran longer than policy.ddl.statement_timeout ({}); a DDL step \
+                         that needs longer is holding a strong lock for that long: split it, or \
+                         raise the timeout in lull.toml if that is really wanted",
+                        crate::events::human(p.statement_timeout.std())
+                    )
+                });
+                return Err(self.failed(ctx, &sql, &err, hint));
+            }
+            let seen = seen.lock().unwrap().clone();
+            last = self.blocker_report(ctx, &seen).await;
+            if i + 1 == tries {
+                break;
+            }
+            let sleep = p.retry_sleeps.get(i).or(p.retry_sleeps.last()).map(|d| d.std()).unwrap_or_default();
+            (self.events)(&Event::LockRetry {
+                version: ctx.version.to_string(),
+                step: ctx.step.number,
+                attempt: i + 1,
+                of: tries,
+                lock_timeout: lock_timeout.std(),
+                sleep,
+                blockers: last.clone(),
+            });
+            tokio::time::sleep(sleep).await;
+        }
+        Err(EngineError::LockExhausted { version: ctx.version.to_string(), step: ctx.step.number, tries, blockers: last })
+    }
+
+    async fn dml(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        let p = &self.policies.dml;
+        let settings = format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
+            quote_literal(&p.lock_timeout.pg_setting()),
+            quote_literal(&p.statement_timeout.pg_setting()),
+        );
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let (err, sql) = match self.transaction(ctx, &settings, attempt as usize).await {
+                Ok(()) => return Ok(StepOutcome { tries: attempt as usize, warning: None }),
+                Err(e) => e,
+            };
+            let code = sqlstate(&err);
+            let retry = matches!(code.as_deref(), Some("55P03" | "40P01" | "40001"));
+            if !retry || attempt > p.max_retries {
+                let hint = match code.as_deref() {
+                    Some("57014") => Some(format!(
+                        "the statement ran longer than policy.dml.statement_timeout ({}); batch large \
+                         data changes (lull backfill) or raise the timeout in lull.toml",
+                        crate::events::human(p.statement_timeout.std())
+                    )),
+                    _ if retry => Some(format!("gave up after {} retries; re-run when the database is quieter", p.max_retries)),
+                    _ => None,
+                };
+                return Err(self.failed(ctx, &sql, &err, hint));
+            }
+            let sleep = backoff(p.backoff_base.std(), p.backoff_max.std(), attempt);
+            (self.events)(&Event::Retry {
+                version: ctx.version.to_string(),
+                step: ctx.step.number,
+                attempt: attempt as usize,
+                error: pg_message(&err),
+                sleep,
+            });
+            tokio::time::sleep(sleep).await;
+        }
+    }
+
+    /// A statement that cannot run in a transaction but is not index work
+    /// (VACUUM, a `-- no-transaction` file's statements): the ddl ramp with
+    /// session-level settings that are reset afterwards.
+    async fn autocommit_ddl(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        let p = &self.policies.ddl;
+        let sql = ctx.step.sql();
+        self.state
+            .step_running(self.work, ctx.version, ctx.direction.as_str(), ctx.step.number, ctx.step.kind.as_str(), &sql)
+            .await?;
+        let tries = p.lock_timeouts.len();
+        let mut last = BlockerReport::default();
+        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
+            let settings = format!(
+                "SET lock_timeout = {}; SET statement_timeout = {};",
+                quote_literal(&lock_timeout.pg_setting()),
+                quote_literal(&p.statement_timeout.pg_setting()),
+            );
+            self.work.batch_execute(&settings).await.map_err(|e| EngineError::db("setting lock_timeout", e))?;
+            let (watch, seen) = self.watch_blockers(lock_timeout.std());
+            let result = self.work.batch_execute(&sql).await;
+            watch.abort();
+            let _ = self.work.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+            let err = match result {
+                Ok(()) => {
+                    self.record_autocommit_done(ctx, i + 1).await?;
+                    return Ok(StepOutcome { tries: i + 1, warning: None });
+                }
+                Err(e) => e,
+            };
+            if !matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01")) {
+                return Err(self.failed(ctx, &sql, &err, None));
+            }
+            let seen = seen.lock().unwrap().clone();
+            last = self.blocker_report(ctx, &seen).await;
+            if i + 1 == tries {
+                break;
+            }
+            let sleep = p.retry_sleeps.get(i).or(p.retry_sleeps.last()).map(|d| d.std()).unwrap_or_default();
+            (self.events)(&Event::LockRetry {
+                version: ctx.version.to_string(),
+                step: ctx.step.number,
+                attempt: i + 1,
+                of: tries,
+                lock_timeout: lock_timeout.std(),
+                sleep,
+                blockers: last.clone(),
+            });
+            tokio::time::sleep(sleep).await;
+        }
+        Err(EngineError::LockExhausted { version: ctx.version.to_string(), step: ctx.step.number, tries, blockers: last })
+    }
+
+    async fn index(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        let stmt = &ctx.step.statements[0];
+        let sql = ctx.step.sql();
+        self.state
+            .step_running(self.work, ctx.version, ctx.direction.as_str(), ctx.step.number, ctx.step.kind.as_str(), &sql)
+            .await?;
+        let facts = stmt.index.clone().unwrap_or_default();
+        let is_create = facts.table.is_some();
+        let build = match (&facts.name, is_create) {
+            (Some(name), true) => {
+                let (schema, name) = match name.split_once('.') {
+                    Some((s, n)) => (Some(s.to_string()), n.to_string()),
+                    None => (None, name.clone()),
+                };
+                Some(IndexBuild { schema, name, sql: sql.clone() })
+            }
+            _ => None,
+        };
+        let Some(build) = build else {
+            // DROP / REINDEX CONCURRENTLY, or an unnamed CREATE: plain
+            // retries on an own connection.
+            let tries = self.index_plain(ctx, &sql).await?;
+            self.record_autocommit_done(ctx, tries).await?;
+            return Ok(StepOutcome { tries, warning: None });
+        };
+        let events = self.events.clone();
+        let version = ctx.version.to_string();
+        let step = ctx.step.number;
+        let index_name = build.qualified();
+        let on_event = move |e: &IndexEvent| match e {
+            IndexEvent::Progress(p) => events(&Event::IndexProgress {
+                version: version.clone(),
+                step,
+                index: index_name.clone(),
+                progress: p.clone(),
+            }),
+            IndexEvent::DroppedInvalid { index } => events(&Event::InvalidIndexDropped { index: index.clone() }),
+            IndexEvent::Retry { attempt, error, sleep } => events(&Event::Retry {
+                version: version.clone(),
+                step,
+                attempt: *attempt as usize,
+                error: error.clone(),
+                sleep: *sleep,
+            }),
+            IndexEvent::Started { .. } => {}
+        };
+        match build_index(self.url, &build, &self.policies.index, &self.cancel, &on_event).await {
+            Ok(report) => {
+                let tries = report.tries.max(1) as usize;
+                self.record_autocommit_done(ctx, tries).await?;
+                Ok(StepOutcome { tries, warning: None })
+            }
+            Err(err) if stmt.best_effort => {
+                let table = facts.table.clone().unwrap_or_default();
+                let message = err.to_string();
+                self.state
+                    .queue_pending_index(self.work, &build.name, &table, &sql, "best-effort build in a migration failed", &message)
+                    .await?;
+                self.record_autocommit_done(ctx, self.policies.index.max_tries as usize).await?;
+                let warning = format!(
+                    "best-effort index {} was not built ({message}); it is queued in {}.pending_indexes \
+                     for `lull indexes build`",
+                    build.qualified(),
+                    self.state.schema()
+                );
+                (self.events)(&Event::Warning { message: warning.clone() });
+                Ok(StepOutcome { tries: self.policies.index.max_tries as usize, warning: Some(warning) })
+            }
+            Err(err) => Err(EngineError::IndexBuild(err)),
+        }
+    }
+
+    /// DROP / REINDEX CONCURRENTLY on an own connection under the index
+    /// policy's retries.
+    async fn index_plain(&self, ctx: &StepContext<'_>, sql: &str) -> Result<usize, EngineError> {
+        let p = &self.policies.index;
+        let conn = connect(self.url, "lull index").await?;
+        conn.batch_execute(&format!(
+            "SET lock_timeout = {}; SET statement_timeout = {};",
+            quote_literal(&p.lock_timeout.pg_setting()),
+            quote_literal(&p.statement_timeout.pg_setting())
+        ))
+        .await
+        .map_err(|e| EngineError::db("setting the index session's timeouts", e))?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let err = match conn.batch_execute(sql).await {
+                Ok(()) => return Ok(attempt as usize),
+                Err(e) => e,
+            };
+            let retry = matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01" | "40001" | "57014"));
+            if !retry || attempt >= p.max_tries {
+                return Err(self.failed(ctx, sql, &err, None));
+            }
+            let sleep = backoff(p.backoff_base.std(), p.backoff_max.std(), attempt);
+            (self.events)(&Event::Retry {
+                version: ctx.version.to_string(),
+                step: ctx.step.number,
+                attempt: attempt as usize,
+                error: pg_message(&err),
+                sleep,
+            });
+            tokio::time::sleep(sleep).await;
+        }
+    }
+
+    /// Decides whether an autocommit step that an earlier run left
+    /// `running` already took effect: a valid index of the name is done; a
+    /// DROP INDEX whose index is gone is done; anything else runs again
+    /// (an INVALID index is dropped and rebuilt by the build itself).
+    pub async fn already_done(&self, step: &Step) -> Result<bool, EngineError> {
+        let Some(stmt) = step.statements.first() else { return Ok(true) };
+        let Some(facts) = &stmt.index else { return Ok(false) };
+        let Some(name) = &facts.name else { return Ok(false) };
+        let qualified = match name.split_once('.') {
+            Some((s, n)) => quote_qualified(Some(s), n),
+            None => quote_qualified(None, name),
+        };
+        let validity = index_build::index_validity(self.work, &qualified).await?;
+        let is_drop = stmt.sql.trim_start().to_ascii_uppercase().starts_with("DROP");
+        Ok(if is_drop { validity.is_none() } else { validity == Some(true) })
+    }
+}

@@ -1,0 +1,451 @@
+//! Turning a migration file into steps: what `lull plan` prints and
+//! `lull migrate` runs.
+//!
+//! Runs of statements that may run in a transaction become one
+//! transactional step; every statement that cannot (CONCURRENTLY index
+//! work, VACUUM, ...) becomes its own autocommit step. With the
+//! safe-by-default rewrites on, a statement with a safe form is replaced by
+//! it (`CREATE INDEX` → `CONCURRENTLY`, `ADD FOREIGN KEY` → `NOT VALID`
+//! then `VALIDATE`, ...), and each statement after the first of a safe form
+//! starts a new step, so a `VALIDATE` never holds the lock its `ADD` took.
+//! An explicit `BEGIN ... COMMIT` in a file is kept as one step and is not
+//! rewritten: whoever wrote it asked for those statements to commit
+//! together.
+//!
+//! The plan depends only on the files and the options, never on the live
+//! database, so an interrupted run resumes against the same steps.
+
+use lull_analyzer::{parse, safe_form, Class, IndexFacts, LockMode, NewRelations, RelLock, Statement};
+use lull_migrations::{Migration, SqlFile};
+use serde::Serialize;
+
+use crate::error::EngineError;
+
+/// Which way a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Apply it.
+    Up,
+    /// Revert it.
+    Down,
+}
+
+impl Direction {
+    /// `up` or `down`, as recorded in `lull.steps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// How statements are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// lull's way: steps, policies, retries, safe rewrites.
+    Safe,
+    /// What a plain runner does: each file as written in one transaction
+    /// (or without one if the file asks), no timeouts, no retries, no
+    /// rewrites. For comparisons such as `lull demo`.
+    Naive,
+}
+
+/// Options that change the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Safe or naive.
+    pub mode: Mode,
+    /// Apply the safe-by-default rewrites (safe mode only).
+    pub rewrites: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { mode: Mode::Safe, rewrites: true }
+    }
+}
+
+/// Whether a step runs in a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// `BEGIN; ...; COMMIT`, with the step's record in the same
+    /// transaction.
+    Transaction,
+    /// One statement outside any transaction.
+    Autocommit,
+}
+
+impl StepKind {
+    /// `transaction` or `autocommit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Transaction => "transaction",
+            StepKind::Autocommit => "autocommit",
+        }
+    }
+}
+
+/// Which policy of `lull.toml` runs a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyClass {
+    /// Short lock_timeout ramp with sleeps between tries.
+    Ddl,
+    /// Longer lock_timeout, retries on deadlock and serialization failure.
+    Dml,
+    /// Own autocommit connection, INVALID leftovers dropped, tries with
+    /// backoff.
+    Index,
+    /// No policy: as written (naive mode).
+    None,
+}
+
+impl PolicyClass {
+    /// The name shown in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyClass::Ddl => "ddl",
+            PolicyClass::Dml => "dml",
+            PolicyClass::Index => "index",
+            PolicyClass::None => "none",
+        }
+    }
+}
+
+/// How much a step can disturb the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Weak locks, or only objects created in this migration.
+    Low,
+    /// A strong lock held briefly (bounded by the lock_timeout ramp).
+    Medium,
+    /// A strong lock held while a table is rewritten or scanned.
+    High,
+}
+
+/// One statement as it will run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStatement {
+    /// The SQL to run (without a trailing `;`).
+    pub sql: String,
+    /// The statement as written, when a rewrite replaced it.
+    pub original: Option<String>,
+    /// The rewrite's name (`concurrently`, `not-valid-then-validate`, ...).
+    pub rewrite: Option<&'static str>,
+    /// What the rewrite changed and why.
+    pub note: Option<String>,
+    /// The analyzer's class.
+    pub class: Class,
+    /// Lock mode per relation.
+    pub locks: Vec<RelLock>,
+    /// Tables rewritten while locked.
+    pub rewrites: Vec<String>,
+    /// Tables scanned while locked.
+    pub scans: Vec<String>,
+    /// For index statements.
+    pub index: Option<IndexFacts>,
+    /// `-- lull:best-effort` was written before it: a failed index build
+    /// is a warning and a pending-index row instead of a failure.
+    pub best_effort: bool,
+    /// 1-based line in the file.
+    pub line: usize,
+    /// Its risk.
+    pub risk: Risk,
+}
+
+/// A unit of work that commits (or not) as a whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// 1-based number within the migration.
+    pub number: usize,
+    /// Transaction or autocommit.
+    pub kind: StepKind,
+    /// The policy that runs it.
+    pub policy: PolicyClass,
+    /// Its statements, in order.
+    pub statements: Vec<PlannedStatement>,
+    /// The highest risk of its statements.
+    pub risk: Risk,
+}
+
+impl Step {
+    /// The step's SQL as one text, as recorded in `lull.steps`.
+    pub fn sql(&self) -> String {
+        self.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>().join(";\n")
+    }
+
+    /// A one-line summary for progress lines.
+    pub fn summary(&self) -> String {
+        let first = crate::error::excerpt(&self.statements[0].sql, 80);
+        match self.statements.len() {
+            1 => first,
+            n => format!("{first} (+{} more)", n - 1),
+        }
+    }
+
+    /// The strongest lock per relation over the whole step.
+    pub fn locks(&self) -> Vec<RelLock> {
+        let mut out: Vec<RelLock> = Vec::new();
+        for l in self.statements.iter().flat_map(|s| &s.locks) {
+            match out.iter_mut().find(|o| o.relation == l.relation) {
+                Some(o) if l.mode > o.mode => o.mode = l.mode,
+                Some(_) => {}
+                None => out.push(l.clone()),
+            }
+        }
+        out
+    }
+}
+
+/// The steps of one migration in one direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationPlan {
+    /// The version.
+    pub version: String,
+    /// The name.
+    pub name: String,
+    /// SHA-256 of the up SQL.
+    pub checksum: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// Safe or naive.
+    pub mode: Mode,
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+impl MigrationPlan {
+    /// The highest risk of its steps.
+    pub fn risk(&self) -> Risk {
+        self.steps.iter().map(|s| s.risk).max().unwrap_or(Risk::Low)
+    }
+}
+
+/// Plans one migration. Fails if the SQL does not parse (with the file
+/// position) or, for `Down`, if there is no down SQL.
+pub fn plan_migration(m: &Migration, direction: Direction, opts: &PlanOptions) -> Result<MigrationPlan, EngineError> {
+    let file = match direction {
+        Direction::Up => m.up.as_ref(),
+        Direction::Down => m.down.as_ref(),
+    };
+    let Some(file) = file else {
+        return Err(match direction {
+            Direction::Down => EngineError::MissingDown { version: m.version.clone(), name: m.name.clone() },
+            Direction::Up => EngineError::Other {
+                message: format!("migration {} has no up SQL", m.label()),
+                hint: None,
+                kind: crate::error::ErrorKind::Error,
+            },
+        });
+    };
+    let parsed = parse(&file.sql).map_err(|e| EngineError::Parse {
+        migration: m.label(),
+        path: file.path.clone(),
+        line: e.line + file.line_offset,
+        column: e.column,
+        message: e.message.clone(),
+    })?;
+    let steps = match opts.mode {
+        Mode::Naive => naive_steps(m, file, &parsed),
+        Mode::Safe => safe_steps(m, file, &parsed, opts.rewrites)?,
+    };
+    Ok(MigrationPlan {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        checksum: m.checksum.clone(),
+        direction,
+        mode: opts.mode,
+        steps,
+    })
+}
+
+fn naive_steps(m: &Migration, file: &SqlFile, parsed: &[Statement]) -> Vec<Step> {
+    if parsed.is_empty() {
+        return Vec::new();
+    }
+    let kind = if m.no_transaction { StepKind::Autocommit } else { StepKind::Transaction };
+    let stmt = PlannedStatement {
+        sql: file.sql.trim().trim_end_matches(';').to_string(),
+        original: None,
+        rewrite: None,
+        note: None,
+        class: parsed[0].facts.class,
+        locks: merge_locks(parsed.iter().flat_map(|s| s.facts.locks.iter())),
+        rewrites: parsed.iter().flat_map(|s| s.facts.rewrites.clone()).collect(),
+        scans: parsed.iter().flat_map(|s| s.facts.scans.clone()).collect(),
+        index: None,
+        best_effort: false,
+        line: 1 + file.line_offset,
+        risk: Risk::Low,
+    };
+    let mut new = NewRelations::new();
+    let risk = parsed
+        .iter()
+        .map(|s| {
+            let r = statement_risk(s, &new);
+            new.record(s);
+            r
+        })
+        .max()
+        .unwrap_or(Risk::Low);
+    vec![Step { number: 1, kind, policy: PolicyClass::None, statements: vec![PlannedStatement { risk, ..stmt }], risk }]
+}
+
+fn merge_locks<'a>(locks: impl Iterator<Item = &'a RelLock>) -> Vec<RelLock> {
+    let mut out: Vec<RelLock> = Vec::new();
+    for l in locks {
+        match out.iter_mut().find(|o| o.relation == l.relation) {
+            Some(o) if l.mode > o.mode => o.mode = l.mode,
+            Some(_) => {}
+            None => out.push(l.clone()),
+        }
+    }
+    out
+}
+
+/// How much a statement can disturb the application, given the
+/// relations created earlier in the migration.
+fn statement_risk(s: &Statement, new: &NewRelations) -> Risk {
+    let existing = |rel: &String| !new.contains(rel);
+    if s.facts.rewrites.iter().any(existing) {
+        return Risk::High;
+    }
+    let strong = s
+        .facts
+        .locks
+        .iter()
+        .filter(|l| existing(&l.relation))
+        .filter(|l| l.mode >= LockMode::Share || l.mode.blocks_writes())
+        .count();
+    if strong > 0 && s.facts.scans.iter().any(existing) {
+        Risk::High
+    } else if strong > 0 {
+        Risk::Medium
+    } else {
+        Risk::Low
+    }
+}
+
+/// Whether `-- lull:best-effort` appears in the comments before a
+/// statement.
+fn best_effort_marker(gap: &str) -> bool {
+    gap.lines().any(|l| l.trim().eq_ignore_ascii_case("-- lull:best-effort"))
+}
+
+struct Builder {
+    steps: Vec<Step>,
+    run: Vec<PlannedStatement>,
+}
+
+impl Builder {
+    fn flush(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        let statements = std::mem::take(&mut self.run);
+        let policy = if statements.iter().all(|s| s.class == Class::Dml) { PolicyClass::Dml } else { PolicyClass::Ddl };
+        self.push(StepKind::Transaction, policy, statements);
+    }
+
+    fn push(&mut self, kind: StepKind, policy: PolicyClass, statements: Vec<PlannedStatement>) {
+        let risk = statements.iter().map(|s| s.risk).max().unwrap_or(Risk::Low);
+        let number = self.steps.len() + 1;
+        self.steps.push(Step { number, kind, policy, statements, risk });
+    }
+
+    fn autocommit(&mut self, s: PlannedStatement) {
+        self.flush();
+        let policy = if s.class == Class::Index { PolicyClass::Index } else { PolicyClass::Ddl };
+        self.push(StepKind::Autocommit, policy, vec![s]);
+    }
+}
+
+fn planned(s: &Statement, line: usize, best_effort: bool, risk: Risk) -> PlannedStatement {
+    PlannedStatement {
+        sql: s.text.clone(),
+        original: None,
+        rewrite: None,
+        note: None,
+        class: s.facts.class,
+        locks: s.facts.locks.clone(),
+        rewrites: s.facts.rewrites.clone(),
+        scans: s.facts.scans.clone(),
+        index: s.facts.index.clone(),
+        best_effort,
+        line,
+        risk,
+    }
+}
+
+fn safe_steps(m: &Migration, file: &SqlFile, parsed: &[Statement], rewrites: bool) -> Result<Vec<Step>, EngineError> {
+    let mut b = Builder { steps: Vec::new(), run: Vec::new() };
+    let mut new = NewRelations::new();
+    let mut explicit_block = false;
+    let mut prev_end = 0;
+    for s in parsed {
+        let gap = &file.sql[prev_end.min(s.span.start)..s.span.start];
+        prev_end = s.span.end;
+        let line = s.span.line + file.line_offset;
+        if s.begins_transaction() {
+            b.flush();
+            explicit_block = true;
+            continue;
+        }
+        if s.ends_transaction() {
+            b.flush();
+            explicit_block = false;
+            continue;
+        }
+        let best_effort = best_effort_marker(gap);
+        let form = if rewrites && !explicit_block { safe_form(s, &new) } else { None };
+        match form {
+            None => {
+                let p = planned(s, line, best_effort, statement_risk(s, &new));
+                if explicit_block {
+                    b.run.push(p);
+                } else if !s.facts.transactional || m.no_transaction {
+                    b.autocommit(p);
+                } else {
+                    b.run.push(p);
+                }
+            }
+            Some(form) => {
+                for (i, text) in form.statements.iter().enumerate() {
+                    let reparsed = parse(text).map_err(|e| EngineError::Other {
+                        message: format!(
+                            "the safe form of the statement at {}:{line} does not parse ({e}): {text}",
+                            file.path.display()
+                        ),
+                        hint: Some("turn the rewrites off with --no-rewrites and report this".into()),
+                        kind: crate::error::ErrorKind::Error,
+                    })?;
+                    for r in &reparsed {
+                        let mut p = planned(r, line, best_effort, statement_risk(r, &new));
+                        p.original = Some(s.text.clone());
+                        p.rewrite = Some(form.rewrite);
+                        p.note = Some(form.note.clone());
+                        if !r.facts.transactional || m.no_transaction {
+                            b.autocommit(p);
+                        } else {
+                            if i > 0 {
+                                b.flush();
+                            }
+                            b.run.push(p);
+                        }
+                    }
+                }
+                // The last statement of a safe form stands alone too, so the
+                // statements that follow it in the file do not hold its lock.
+                b.flush();
+            }
+        }
+        new.record(s);
+    }
+    b.flush();
+    Ok(b.steps)
+}

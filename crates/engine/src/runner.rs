@@ -1,0 +1,584 @@
+//! The runner: applies, resumes, rolls back and marks migrations, one
+//! runner at a time, recording every step.
+//!
+//! A [`Runner`] is built from [`RunnerOptions`] (connection string, state
+//! schema, policies, safe or naive mode) and reports progress through an
+//! [`EventSink`]; it never prints. The CLI renders the events; `lull demo`
+//! runs the same migrations once naive and once safe.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lull_config::Policies;
+use lull_migrations::{compare_versions, Migration};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::db::{backend_pid, connect};
+use crate::error::{EngineError, ErrorKind};
+use crate::events::{no_events, Event, EventSink};
+use crate::executor::{Executor, StepContext};
+use crate::index_build::CancelToken;
+use crate::lock;
+use crate::plan::{plan_migration, Direction, MigrationPlan, Mode, PlanOptions, StepKind};
+use crate::state::{MigrationRecord, State, Status, StepRecord};
+
+/// How a [`Runner`] works.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The connection string.
+    pub url: String,
+    /// The schema of lull's own tables (default `lull`).
+    pub schema: String,
+    /// Lock policies per statement class.
+    pub policies: Policies,
+    /// Safe (lull's way) or naive (as written).
+    pub mode: Mode,
+    /// Apply the safe-by-default rewrites (safe mode only).
+    pub rewrites: bool,
+    /// How long to wait for another runner to finish (zero: do not wait).
+    pub lock_wait: Duration,
+    /// Accept applied migrations whose file changed.
+    pub allow_changed: bool,
+}
+
+impl RunnerOptions {
+    /// Defaults: schema `lull`, default policies, safe mode with rewrites,
+    /// no waiting for the runner lock.
+    pub fn new(url: impl Into<String>) -> Self {
+        RunnerOptions {
+            url: url.into(),
+            schema: "lull".into(),
+            policies: Policies::default(),
+            mode: Mode::Safe,
+            rewrites: true,
+            lock_wait: Duration::ZERO,
+            allow_changed: false,
+        }
+    }
+
+    /// The options the planner needs.
+    pub fn plan_options(&self) -> PlanOptions {
+        PlanOptions { mode: self.mode, rewrites: self.rewrites }
+    }
+}
+
+/// Which migrations a rollback reverts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// The last N applied migrations.
+    Steps(usize),
+    /// Every applied migration after this version (it stays applied).
+    To(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    /// Versions applied (or rolled back) in this run, in order.
+    pub versions: Vec<String>,
+    /// Warnings that did not stop the run.
+    pub warnings: Vec<String>,
+    /// Wall time.
+    #[serde(serialize_with = "ser_ms")]
+    pub elapsed: Duration,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// A migration's status for `lull status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    /// The version.
+    pub version: String,
+    /// The name.
+    pub name: String,
+    /// `applied`, `pending`, `failed` or `running` (`running` also covers
+    /// an interrupted rollback).
+    pub status: &'static str,
+    /// The file is not on disk any more (applied from elsewhere).
+    pub missing_file: bool,
+    /// The file changed since it was applied.
+    pub changed: bool,
+    /// The recorded row, if any.
+    pub record: Option<MigrationRecord>,
+    /// Recorded steps (up direction), or the planned steps for a pending
+    /// migration (status `pending`).
+    pub steps: Vec<StepStatus>,
+}
+
+/// One step's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepStatus {
+    /// 1-based step number.
+    pub step: usize,
+    /// `transaction` or `autocommit`.
+    pub kind: String,
+    /// `done`, `running`, `failed` or `pending`.
+    pub status: String,
+    /// Tries taken.
+    pub tries: i32,
+    /// Run time in ms.
+    pub duration_ms: Option<i64>,
+    /// The step's SQL.
+    pub sql: String,
+    /// The last error.
+    pub error: Option<String>,
+}
+
+impl From<StepRecord> for StepStatus {
+    fn from(r: StepRecord) -> Self {
+        StepStatus {
+            step: r.step as usize,
+            kind: r.kind,
+            status: r.status,
+            tries: r.tries,
+            duration_ms: r.duration_ms,
+            sql: r.sql,
+            error: r.error,
+        }
+    }
+}
+
+/// Applies migrations. See the module docs.
+pub struct Runner {
+    opts: RunnerOptions,
+    state: State,
+    events: EventSink,
+    cancel: CancelToken,
+}
+
+/// Connections of a run: the lock holder first, so it is released last.
+struct Session {
+    _lock: Option<lock::RunnerLock>,
+    work: Client,
+    work_pid: i32,
+    monitor: Arc<Client>,
+}
+
+impl Runner {
+    /// A runner with no event sink.
+    pub fn new(opts: RunnerOptions) -> Self {
+        let state = State::new(&opts.schema);
+        Runner { opts, state, events: no_events(), cancel: CancelToken::new() }
+    }
+
+    /// Sends progress events to `sink`.
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.events = sink;
+        self
+    }
+
+    /// A token that cancels the running index build (the run then fails).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.opts
+    }
+
+    /// Plans one migration without a database.
+    pub fn plan(&self, m: &Migration, direction: Direction) -> Result<MigrationPlan, EngineError> {
+        plan_migration(m, direction, &self.opts.plan_options())
+    }
+
+    async fn session(&self, locked: bool) -> Result<Session, EngineError> {
+        let lock = if locked {
+            Some(lock::acquire(&self.opts.url, &self.opts.schema, self.opts.lock_wait, &self.events).await?)
+        } else {
+            None
+        };
+        let work = connect(&self.opts.url, "lull").await?;
+        let work_pid = backend_pid(&work).await?;
+        let monitor = Arc::new(connect(&self.opts.url, "lull monitor").await?);
+        if locked {
+            self.state.ensure(&work).await?;
+        }
+        Ok(Session { _lock: lock, work, work_pid, monitor })
+    }
+
+    /// Refuses applied migrations whose file changed (unless allowed).
+    fn check_checksums(&self, migrations: &[Migration], records: &[MigrationRecord]) -> Result<(), EngineError> {
+        if self.opts.allow_changed {
+            return Ok(());
+        }
+        for r in records {
+            if let Some(m) = migrations.iter().find(|m| compare_versions(&m.version, &r.version).is_eq()) {
+                if m.checksum != r.checksum {
+                    return Err(EngineError::ChangedChecksum {
+                        version: r.version.clone(),
+                        recorded: r.checksum.clone(),
+                        current: m.checksum.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find<'m>(migrations: &'m [Migration], version: &str) -> Result<&'m Migration, EngineError> {
+        migrations.iter().find(|m| compare_versions(&m.version, version).is_eq()).ok_or_else(|| {
+            EngineError::UnknownVersion {
+                version: version.to_string(),
+                hint: "`lull status` lists the versions found in the migrations directory".into(),
+            }
+        })
+    }
+
+    /// The migrations `migrate` would apply, planned, without taking the
+    /// lock or changing anything. Connects to read the recorded state.
+    pub async fn pending(&self, migrations: &[Migration], to: Option<&str>) -> Result<Vec<MigrationPlan>, EngineError> {
+        let work = connect(&self.opts.url, "lull").await?;
+        let records = self.state.migrations(&work).await?;
+        self.check_checksums(migrations, &records)?;
+        self.pending_plans(migrations, &records, to)
+    }
+
+    fn pending_plans(
+        &self,
+        migrations: &[Migration],
+        records: &[MigrationRecord],
+        to: Option<&str>,
+    ) -> Result<Vec<MigrationPlan>, EngineError> {
+        if let Some(to) = to {
+            Self::find(migrations, to)?;
+        }
+        let mut plans = Vec::new();
+        for m in migrations {
+            if let Some(to) = to {
+                if compare_versions(&m.version, to).is_gt() {
+                    break;
+                }
+            }
+            let applied = records
+                .iter()
+                .any(|r| r.status == Status::Applied && compare_versions(&r.version, &m.version).is_eq());
+            if !applied {
+                plans.push(self.plan(m, Direction::Up)?);
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Applies every pending migration up to `to` (inclusive), resuming an
+    /// interrupted one after its last finished step. Every pending file is
+    /// planned (and so parsed) before anything runs.
+    pub async fn migrate(&self, migrations: &[Migration], to: Option<&str>) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
+        let session = self.session(true).await?;
+        let records = self.state.migrations(&session.work).await?;
+        self.check_checksums(migrations, &records)?;
+        let plans = self.pending_plans(migrations, &records, to)?;
+        let mut summary = RunSummary::default();
+        for plan in &plans {
+            let record = records.iter().find(|r| compare_versions(&r.version, &plan.version).is_eq());
+            if let Some(r) = record.filter(|r| r.status == Status::RollingBack) {
+                return Err(EngineError::Other {
+                    message: format!("migration {} was being rolled back when a run stopped", r.version),
+                    hint: Some("finish the rollback with `lull rollback --to` the version before it".into()),
+                    kind: ErrorKind::Refused,
+                });
+            }
+            self.run_plan(&session, plan, &mut summary).await?;
+            summary.versions.push(plan.version.clone());
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Reverts applied migrations, newest first, with their down SQL under
+    /// the same policies. Every down is planned before anything runs, so a
+    /// missing down fails before the first one is reverted.
+    pub async fn rollback(&self, migrations: &[Migration], target: RollbackTarget) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
+        let session = self.session(true).await?;
+        let mut records = self.state.migrations(&session.work).await?;
+        records.retain(|r| matches!(r.status, Status::Applied | Status::RollingBack));
+        records.sort_by(|a, b| compare_versions(&b.version, &a.version));
+        let chosen: Vec<&MigrationRecord> = match &target {
+            RollbackTarget::Steps(n) => records.iter().take(*n).collect(),
+            RollbackTarget::To(v) => {
+                Self::find(migrations, v)?;
+                records.iter().filter(|r| compare_versions(&r.version, v).is_gt()).collect()
+            }
+        };
+        let mut plans = Vec::new();
+        for r in &chosen {
+            let m = migrations.iter().find(|m| compare_versions(&m.version, &r.version).is_eq()).ok_or_else(|| {
+                EngineError::Other {
+                    message: format!(
+                        "migration {}_{} is applied but its file is not in the migrations directory, so its \
+                         down SQL is unknown",
+                        r.version, r.name
+                    ),
+                    hint: Some("restore the file, or roll back fewer migrations".into()),
+                    kind: ErrorKind::Error,
+                }
+            })?;
+            if !self.opts.allow_changed && m.checksum != r.checksum {
+                return Err(EngineError::ChangedChecksum {
+                    version: r.version.clone(),
+                    recorded: r.checksum.clone(),
+                    current: m.checksum.clone(),
+                });
+            }
+            plans.push(self.plan(m, Direction::Down)?);
+        }
+        let mut summary = RunSummary::default();
+        for plan in &plans {
+            self.run_plan(&session, plan, &mut summary).await?;
+            summary.versions.push(plan.version.clone());
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Records `version` as applied without running it ("skip now, build
+    /// later"). Returns false if it was already applied.
+    pub async fn mark_applied(&self, migrations: &[Migration], version: &str) -> Result<bool, EngineError> {
+        let m = Self::find(migrations, version)?;
+        let session = self.session(true).await?;
+        let records = self.state.migrations(&session.work).await?;
+        if records.iter().any(|r| r.status == Status::Applied && compare_versions(&r.version, version).is_eq()) {
+            return Ok(false);
+        }
+        self.state.mark_applied(&session.work, &m.version, &m.name, &m.checksum).await?;
+        Ok(true)
+    }
+
+    /// Every migration on disk or recorded, with its status and steps,
+    /// sorted by version. Reads only; creates nothing.
+    pub async fn status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>, EngineError> {
+        let work = connect(&self.opts.url, "lull").await?;
+        let records = self.state.migrations(&work).await?;
+        let mut out = Vec::new();
+        for m in migrations {
+            let record = records.iter().find(|r| compare_versions(&r.version, &m.version).is_eq()).cloned();
+            let (status, steps) = match &record {
+                Some(r) => {
+                    let steps = self.state.steps(&work, &r.version, "up").await?;
+                    (status_name(r.status), steps.into_iter().map(StepStatus::from).collect())
+                }
+                None => {
+                    let steps = self
+                        .plan(m, Direction::Up)
+                        .map(|p| {
+                            p.steps
+                                .iter()
+                                .map(|s| StepStatus {
+                                    step: s.number,
+                                    kind: s.kind.as_str().to_string(),
+                                    status: "pending".into(),
+                                    tries: 0,
+                                    duration_ms: None,
+                                    sql: s.sql(),
+                                    error: None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    ("pending", steps)
+                }
+            };
+            let changed = record.as_ref().is_some_and(|r| r.checksum != m.checksum);
+            out.push(MigrationStatus {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                status,
+                missing_file: false,
+                changed,
+                record,
+                steps,
+            });
+        }
+        for r in &records {
+            if !migrations.iter().any(|m| compare_versions(&m.version, &r.version).is_eq()) {
+                let steps = self.state.steps(&work, &r.version, "up").await?;
+                out.push(MigrationStatus {
+                    version: r.version.clone(),
+                    name: r.name.clone(),
+                    status: status_name(r.status),
+                    missing_file: true,
+                    changed: false,
+                    record: Some(r.clone()),
+                    steps: steps.into_iter().map(StepStatus::from).collect(),
+                });
+            }
+        }
+        out.sort_by(|a, b| compare_versions(&a.version, &b.version));
+        Ok(out)
+    }
+
+    /// Runs one migration's plan, skipping steps an earlier run finished.
+    async fn run_plan(&self, session: &Session, plan: &MigrationPlan, summary: &mut RunSummary) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let direction = plan.direction;
+        let recorded = self.state.steps(&session.work, &plan.version, direction.as_str()).await?;
+        let status = match direction {
+            Direction::Up => Status::Running,
+            Direction::Down => Status::RollingBack,
+        };
+        let mode = match plan.mode {
+            Mode::Safe => "lull",
+            Mode::Naive => "naive",
+        };
+        self.state
+            .start_migration(&session.work, &plan.version, &plan.name, &plan.checksum, status, mode)
+            .await?;
+        let finish_sql = match direction {
+            Direction::Up => self.state.finish_sql(&plan.version),
+            Direction::Down => self.state.forget_sql(&plan.version),
+        };
+        let executor = Executor {
+            url: &self.opts.url,
+            policies: &self.opts.policies,
+            state: &self.state,
+            events: self.events.clone(),
+            work: &session.work,
+            work_pid: session.work_pid,
+            monitor: session.monitor.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let done = recorded.iter().filter(|r| r.status == "done").count();
+        (self.events)(&Event::MigrationStarted {
+            version: plan.version.clone(),
+            name: plan.name.clone(),
+            direction: direction.as_str(),
+            steps: plan.steps.len(),
+            resumed_after: done,
+        });
+        let mut finished = false;
+        let total = plan.steps.len();
+        for step in &plan.steps {
+            let rec = recorded.iter().find(|r| r.step as usize == step.number);
+            if let Some(r) = rec {
+                if r.sql != step.sql() {
+                    return Err(EngineError::Other {
+                        message: format!(
+                            "migration {} step {} was recorded with different SQL than the plan now gives; \
+                             the plan options (rewrites, mode) or lull's planner changed mid-migration",
+                            plan.version, step.number
+                        ),
+                        hint: Some("run with the options of the interrupted run".into()),
+                        kind: ErrorKind::Refused,
+                    });
+                }
+                if r.status == "done" {
+                    (self.events)(&Event::StepSkipped {
+                        version: plan.version.clone(),
+                        step: step.number,
+                        reason: "done by an earlier run".into(),
+                    });
+                    continue;
+                }
+                if r.status == "running" && step.kind == StepKind::Autocommit && executor.already_done(step).await? {
+                    let ctx = StepContext {
+                        version: &plan.version,
+                        direction,
+                        step,
+                        finish_sql: (step.number == total).then(|| finish_sql.clone()),
+                    };
+                    self.record_done(&executor, &ctx).await?;
+                    finished |= step.number == total;
+                    (self.events)(&Event::StepSkipped {
+                        version: plan.version.clone(),
+                        step: step.number,
+                        reason: "an earlier run finished it before it was recorded".into(),
+                    });
+                    continue;
+                }
+            }
+            let ctx = StepContext {
+                version: &plan.version,
+                direction,
+                step,
+                finish_sql: (step.number == total).then(|| finish_sql.clone()),
+            };
+            (self.events)(&Event::StepStarted {
+                version: plan.version.clone(),
+                step: step.number,
+                total,
+                kind: step.kind.as_str(),
+                policy: step.policy.as_str(),
+                summary: step.summary(),
+            });
+            let step_started = Instant::now();
+            match executor.run(&ctx).await {
+                Ok(outcome) => {
+                    if let Some(w) = outcome.warning {
+                        summary.warnings.push(w);
+                    }
+                    finished |= step.number == total;
+                    (self.events)(&Event::StepFinished {
+                        version: plan.version.clone(),
+                        step: step.number,
+                        elapsed: step_started.elapsed(),
+                        tries: outcome.tries,
+                    });
+                }
+                Err(err) => {
+                    let _ = self
+                        .state
+                        .fail(
+                            &session.work,
+                            &plan.version,
+                            direction.as_str(),
+                            step.number,
+                            step.kind.as_str(),
+                            &step.sql(),
+                            0,
+                            &err.to_string(),
+                        )
+                        .await;
+                    return Err(err);
+                }
+            }
+        }
+        if !finished {
+            // No steps (an empty file) or the last one finished by an
+            // earlier run: the finish has not been recorded yet.
+            session
+                .work
+                .batch_execute(&finish_sql)
+                .await
+                .map_err(|e| EngineError::db("recording the finished migration", e))?;
+        }
+        (self.events)(&Event::MigrationFinished {
+            version: plan.version.clone(),
+            direction: direction.as_str(),
+            elapsed: started.elapsed(),
+        });
+        Ok(())
+    }
+
+    async fn record_done(&self, executor: &Executor<'_>, ctx: &StepContext<'_>) -> Result<(), EngineError> {
+        let mut sql = self.state.step_done_sql(
+            ctx.version,
+            ctx.direction.as_str(),
+            ctx.step.number,
+            ctx.step.kind.as_str(),
+            &ctx.step.sql(),
+            1,
+        );
+        if let Some(f) = &ctx.finish_sql {
+            sql = format!("{sql};\n{f}");
+        }
+        executor
+            .work
+            .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+            .await
+            .map_err(|e| EngineError::db("recording the finished step", e))
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Applied => "applied",
+        Status::Failed => "failed",
+        Status::Running | Status::RollingBack => "running",
+    }
+}
