@@ -72,9 +72,18 @@ impl BlockerReport {
             let indent = "  ".repeat(depth + 1);
             let age = b
                 .transaction_age_secs
-                .map(|s| format!(", transaction open {}", crate::events::human(std::time::Duration::from_secs_f64(s.max(0.0)))))
+                .map(|s| {
+                    format!(
+                        ", transaction open {}",
+                        crate::events::human(std::time::Duration::from_secs_f64(s.max(0.0)))
+                    )
+                })
                 .unwrap_or_default();
-            let wait = b.wait_event.as_deref().map(|w| format!(", waiting on {w}")).unwrap_or_default();
+            let wait = b
+                .wait_event
+                .as_deref()
+                .map(|w| format!(", waiting on {w}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "{indent}pid {} user {} application {} client {} state {}{age}{wait}",
@@ -162,8 +171,9 @@ fn tree<'a>(
     pids: &'a [i32],
     seen: &'a mut BTreeSet<i32>,
     depth: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Blocker>, EngineError>> + Send + 'a>>
-{
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Blocker>, EngineError>> + Send + 'a>,
+> {
     Box::pin(async move {
         let fresh: Vec<i32> = pids.iter().copied().filter(|p| seen.insert(*p)).collect();
         if fresh.is_empty() || depth > 4 {

@@ -38,13 +38,16 @@ pub async fn connect(url: &str, role: &str) -> Result<Client, EngineError> {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
     let tls = MakeRustlsConnect::new(tls_config(verify));
-    let (client, connection) = config.connect(tls).await.map_err(|e| EngineError::Connect {
-        url: redact_url(url),
-        message: pg_message(&e),
-        hint: "check that the server is running and reachable, and the URL in \
+    let (client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| EngineError::Connect {
+            url: redact_url(url),
+            message: pg_message(&e),
+            hint: "check that the server is running and reachable, and the URL in \
                --database-url / DATABASE_URL (user, password, host, port, database)"
-            .into(),
-    })?;
+                .into(),
+        })?;
     tokio::spawn(async move {
         // The error surfaces on the next query as "connection closed".
         let _ = connection.await;
@@ -70,7 +73,8 @@ fn tls_config(verify: bool) -> rustls::ClientConfig {
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
     if verify {
-        let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
         builder
@@ -104,7 +108,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -113,7 +122,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

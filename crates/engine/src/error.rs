@@ -22,6 +22,23 @@ pub enum ErrorKind {
     Error,
 }
 
+/// A step whose SQL failed.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The migration.
+    pub version: String,
+    /// 1-based step number.
+    pub step: usize,
+    /// The statement that failed (first 200 characters).
+    pub statement: String,
+    /// The server's message.
+    pub message: String,
+    /// The SQLSTATE.
+    pub code: Option<String>,
+    /// What to do next.
+    pub hint: Option<String>,
+}
+
 /// Everything that can go wrong in the engine.
 #[derive(Debug)]
 pub enum EngineError {
@@ -102,20 +119,7 @@ pub enum EngineError {
         blockers: BlockerReport,
     },
     /// A step's SQL failed.
-    StepFailed {
-        /// The migration.
-        version: String,
-        /// 1-based step number.
-        step: usize,
-        /// The statement that failed (first 200 characters).
-        statement: String,
-        /// The server's message.
-        message: String,
-        /// The SQLSTATE.
-        code: Option<String>,
-        /// What to do next.
-        hint: Option<String>,
-    },
+    StepFailed(Box<StepFailure>),
     /// An index build failed for good.
     IndexBuild(crate::index_build::IndexBuildError),
     /// Something else that stops a run, with a hint.
@@ -132,15 +136,21 @@ pub enum EngineError {
 impl EngineError {
     /// A failed query of lull's own.
     pub fn db(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
-        EngineError::Db { context: context.into(), message: pg_message(&err), code: sqlstate(&err) }
+        EngineError::Db {
+            context: context.into(),
+            message: pg_message(&err),
+            code: sqlstate(&err),
+        }
     }
 
     /// How this error ends a run.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::LockHeld { .. } | EngineError::ChangedChecksum { .. } => ErrorKind::Refused,
+            EngineError::LockHeld { .. } | EngineError::ChangedChecksum { .. } => {
+                ErrorKind::Refused
+            }
             EngineError::LockExhausted { .. }
-            | EngineError::StepFailed { .. }
+            | EngineError::StepFailed(_)
             | EngineError::IndexBuild(_) => ErrorKind::Failed,
             EngineError::Other { kind, .. } => *kind,
             _ => ErrorKind::Error,
@@ -174,7 +184,7 @@ impl EngineError {
                  and re-run, or raise policy.ddl.lock_timeouts in lull.toml"
                     .into(),
             ),
-            EngineError::StepFailed { hint, .. } => hint.clone(),
+            EngineError::StepFailed(f) => f.hint.clone(),
             EngineError::IndexBuild(e) => e.hint(),
             EngineError::Other { hint, .. } => hint.clone(),
             EngineError::Db { .. } => None,
@@ -196,7 +206,11 @@ impl fmt::Display for EngineError {
             EngineError::Connect { url, message, .. } => {
                 write!(f, "cannot connect to {url}: {message}")
             }
-            EngineError::Db { context, message, code } => {
+            EngineError::Db {
+                context,
+                message,
+                code,
+            } => {
                 write!(f, "{context}: {message}")?;
                 if let Some(code) = code {
                     write!(f, " (SQLSTATE {code})")?;
@@ -204,12 +218,22 @@ impl fmt::Display for EngineError {
                 Ok(())
             }
             EngineError::Discover(e) => e.fmt(f),
-            EngineError::Parse { migration, path, line, column, message } => write!(
+            EngineError::Parse {
+                migration,
+                path,
+                line,
+                column,
+                message,
+            } => write!(
                 f,
                 "migration {migration} does not parse: {message} at {}:{line}:{column}",
                 path.display()
             ),
-            EngineError::LockHeld { pid, application, waited } => {
+            EngineError::LockHeld {
+                pid,
+                application,
+                waited,
+            } => {
                 write!(f, "another lull runner holds the runner lock")?;
                 if let Some(pid) = pid {
                     write!(f, " (pid {pid}")?;
@@ -220,18 +244,30 @@ impl fmt::Display for EngineError {
                 }
                 write!(f, "; waited {}", crate::events::human(*waited))
             }
-            EngineError::ChangedChecksum { version, recorded, current } => write!(
+            EngineError::ChangedChecksum {
+                version,
+                recorded,
+                current,
+            } => write!(
                 f,
                 "migration {version} was applied but its file changed since: recorded checksum \
                  {recorded}, file now {current}"
             ),
             EngineError::MissingDown { version, name } => {
-                write!(f, "migration {version}_{name} has no down migration, so it cannot be rolled back")
+                write!(
+                    f,
+                    "migration {version}_{name} has no down migration, so it cannot be rolled back"
+                )
             }
             EngineError::UnknownVersion { version, .. } => {
                 write!(f, "no migration with version {version}")
             }
-            EngineError::LockExhausted { version, step, tries, blockers } => {
+            EngineError::LockExhausted {
+                version,
+                step,
+                tries,
+                blockers,
+            } => {
                 write!(
                     f,
                     "migration {version} step {step}: could not take its locks in {tries} tries"
@@ -241,12 +277,16 @@ impl fmt::Display for EngineError {
                 }
                 Ok(())
             }
-            EngineError::StepFailed { version, step, statement, message, code, .. } => {
-                write!(f, "migration {version} step {step} failed: {message}")?;
-                if let Some(code) = code {
+            EngineError::StepFailed(s) => {
+                write!(
+                    f,
+                    "migration {} step {} failed: {}",
+                    s.version, s.step, s.message
+                )?;
+                if let Some(code) = &s.code {
                     write!(f, " (SQLSTATE {code})")?;
                 }
-                write!(f, "\n  statement: {statement}")
+                write!(f, "\n  statement: {}", s.statement)
             }
             EngineError::IndexBuild(e) => e.fmt(f),
             EngineError::Other { message, .. } => f.write_str(message),

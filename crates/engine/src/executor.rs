@@ -25,7 +25,7 @@ use tokio_postgres::Client;
 
 use crate::blockers::{self, BlockerReport};
 use crate::db::connect;
-use crate::error::{excerpt, pg_message, sqlstate, EngineError};
+use crate::error::{excerpt, pg_message, sqlstate, EngineError, StepFailure};
 use crate::events::{Event, EventSink};
 use crate::index_build::{self, build_index, CancelToken, IndexBuild, IndexEvent};
 use crate::plan::{Direction, PolicyClass, Step, StepKind};
@@ -113,15 +113,21 @@ impl Executor<'_> {
         sql
     }
 
-    fn failed(&self, ctx: &StepContext<'_>, sql: &str, err: &tokio_postgres::Error, hint: Option<String>) -> EngineError {
-        EngineError::StepFailed {
+    fn failed(
+        &self,
+        ctx: &StepContext<'_>,
+        sql: &str,
+        err: &tokio_postgres::Error,
+        hint: Option<String>,
+    ) -> EngineError {
+        EngineError::StepFailed(Box::new(StepFailure {
             version: ctx.version.to_string(),
             step: ctx.step.number,
             statement: excerpt(sql, 200),
             message: pg_message(err),
             code: sqlstate(err),
             hint,
-        }
+        }))
     }
 
     async fn rollback(&self) {
@@ -139,7 +145,10 @@ impl Executor<'_> {
         tries: usize,
     ) -> Result<(), (tokio_postgres::Error, String)> {
         let begin = format!("BEGIN; {settings}");
-        self.work.batch_execute(&begin).await.map_err(|e| (e, begin.clone()))?;
+        self.work
+            .batch_execute(&begin)
+            .await
+            .map_err(|e| (e, begin.clone()))?;
         for s in &ctx.step.statements {
             if let Err(e) = self.work.batch_execute(&s.sql).await {
                 self.rollback().await;
@@ -154,25 +163,47 @@ impl Executor<'_> {
         Ok(())
     }
 
-    async fn naive(&self, ctx: &StepContext<'_>, in_transaction: bool) -> Result<StepOutcome, EngineError> {
+    async fn naive(
+        &self,
+        ctx: &StepContext<'_>,
+        in_transaction: bool,
+    ) -> Result<StepOutcome, EngineError> {
         if in_transaction {
-            self.transaction(ctx, "", 1).await.map_err(|(e, sql)| self.failed(ctx, &sql, &e, None))?;
+            self.transaction(ctx, "", 1)
+                .await
+                .map_err(|(e, sql)| self.failed(ctx, &sql, &e, None))?;
         } else {
             let sql = ctx.step.sql();
-            self.work.batch_execute(&sql).await.map_err(|e| self.failed(ctx, &sql, &e, None))?;
+            self.work
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| self.failed(ctx, &sql, &e, None))?;
             self.record_autocommit_done(ctx, 1).await?;
         }
-        Ok(StepOutcome { tries: 1, warning: None })
+        Ok(StepOutcome {
+            tries: 1,
+            warning: None,
+        })
     }
 
-    async fn record_autocommit_done(&self, ctx: &StepContext<'_>, tries: usize) -> Result<(), EngineError> {
+    async fn record_autocommit_done(
+        &self,
+        ctx: &StepContext<'_>,
+        tries: usize,
+    ) -> Result<(), EngineError> {
         let sql = format!("BEGIN; {}; COMMIT", self.done_sql(ctx, tries));
-        self.work.batch_execute(&sql).await.map_err(|e| EngineError::db("recording the finished step", e))
+        self.work
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| EngineError::db("recording the finished step", e))
     }
 
     /// Polls `pg_blocking_pids(work_pid)` while a try waits, so the blocker
     /// can be named even though the try is over when it is reported.
-    fn watch_blockers(&self, lock_timeout: Duration) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<i32>>>) {
+    fn watch_blockers(
+        &self,
+        lock_timeout: Duration,
+    ) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<i32>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let monitor = self.monitor.clone();
         let pid = self.work_pid;
@@ -197,14 +228,18 @@ impl Executor<'_> {
         let mut pids: Vec<i32> = seen.to_vec();
         let exclude = [self.work_pid];
         for l in ctx.step.locks() {
-            if let Ok(found) = blockers::conflicting_holders(&self.monitor, &l.relation, l.mode, &exclude).await {
+            if let Ok(found) =
+                blockers::conflicting_holders(&self.monitor, &l.relation, l.mode, &exclude).await
+            {
                 pids.extend(found);
             }
         }
         pids.sort_unstable();
         pids.dedup();
         pids.retain(|p| *p != self.work_pid);
-        blockers::report(&self.monitor, &pids).await.unwrap_or_default()
+        blockers::report(&self.monitor, &pids)
+            .await
+            .unwrap_or_default()
     }
 
     async fn ddl(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
@@ -223,7 +258,12 @@ impl Executor<'_> {
             let result = self.transaction(ctx, &settings, i + 1).await;
             watch.abort();
             let (err, sql) = match result {
-                Ok(()) => return Ok(StepOutcome { tries: i + 1, warning: None }),
+                Ok(()) => {
+                    return Ok(StepOutcome {
+                        tries: i + 1,
+                        warning: None,
+                    })
+                }
                 Err(e) => e,
             };
             let code = sqlstate(&err);
@@ -243,7 +283,12 @@ impl Executor<'_> {
             if i + 1 == tries {
                 break;
             }
-            let sleep = p.retry_sleeps.get(i).or(p.retry_sleeps.last()).map(|d| d.std()).unwrap_or_default();
+            let sleep = p
+                .retry_sleeps
+                .get(i)
+                .or(p.retry_sleeps.last())
+                .map(|d| d.std())
+                .unwrap_or_default();
             (self.events)(&Event::LockRetry {
                 version: ctx.version.to_string(),
                 step: ctx.step.number,
@@ -255,7 +300,12 @@ impl Executor<'_> {
             });
             tokio::time::sleep(sleep).await;
         }
-        Err(EngineError::LockExhausted { version: ctx.version.to_string(), step: ctx.step.number, tries, blockers: last })
+        Err(EngineError::LockExhausted {
+            version: ctx.version.to_string(),
+            step: ctx.step.number,
+            tries,
+            blockers: last,
+        })
     }
 
     async fn dml(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
@@ -269,7 +319,12 @@ impl Executor<'_> {
         loop {
             attempt += 1;
             let (err, sql) = match self.transaction(ctx, &settings, attempt as usize).await {
-                Ok(()) => return Ok(StepOutcome { tries: attempt as usize, warning: None }),
+                Ok(()) => {
+                    return Ok(StepOutcome {
+                        tries: attempt as usize,
+                        warning: None,
+                    })
+                }
                 Err(e) => e,
             };
             let code = sqlstate(&err);
@@ -305,7 +360,14 @@ impl Executor<'_> {
         let p = &self.policies.ddl;
         let sql = ctx.step.sql();
         self.state
-            .step_running(self.work, ctx.version, ctx.direction.as_str(), ctx.step.number, ctx.step.kind.as_str(), &sql)
+            .step_running(
+                self.work,
+                ctx.version,
+                ctx.direction.as_str(),
+                ctx.step.number,
+                ctx.step.kind.as_str(),
+                &sql,
+            )
             .await?;
         let tries = p.lock_timeouts.len();
         let mut last = BlockerReport::default();
@@ -315,15 +377,24 @@ impl Executor<'_> {
                 quote_literal(&lock_timeout.pg_setting()),
                 quote_literal(&p.statement_timeout.pg_setting()),
             );
-            self.work.batch_execute(&settings).await.map_err(|e| EngineError::db("setting lock_timeout", e))?;
+            self.work
+                .batch_execute(&settings)
+                .await
+                .map_err(|e| EngineError::db("setting lock_timeout", e))?;
             let (watch, seen) = self.watch_blockers(lock_timeout.std());
             let result = self.work.batch_execute(&sql).await;
             watch.abort();
-            let _ = self.work.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+            let _ = self
+                .work
+                .batch_execute("RESET lock_timeout; RESET statement_timeout")
+                .await;
             let err = match result {
                 Ok(()) => {
                     self.record_autocommit_done(ctx, i + 1).await?;
-                    return Ok(StepOutcome { tries: i + 1, warning: None });
+                    return Ok(StepOutcome {
+                        tries: i + 1,
+                        warning: None,
+                    });
                 }
                 Err(e) => e,
             };
@@ -335,7 +406,12 @@ impl Executor<'_> {
             if i + 1 == tries {
                 break;
             }
-            let sleep = p.retry_sleeps.get(i).or(p.retry_sleeps.last()).map(|d| d.std()).unwrap_or_default();
+            let sleep = p
+                .retry_sleeps
+                .get(i)
+                .or(p.retry_sleeps.last())
+                .map(|d| d.std())
+                .unwrap_or_default();
             (self.events)(&Event::LockRetry {
                 version: ctx.version.to_string(),
                 step: ctx.step.number,
@@ -347,14 +423,26 @@ impl Executor<'_> {
             });
             tokio::time::sleep(sleep).await;
         }
-        Err(EngineError::LockExhausted { version: ctx.version.to_string(), step: ctx.step.number, tries, blockers: last })
+        Err(EngineError::LockExhausted {
+            version: ctx.version.to_string(),
+            step: ctx.step.number,
+            tries,
+            blockers: last,
+        })
     }
 
     async fn index(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
         let stmt = &ctx.step.statements[0];
         let sql = ctx.step.sql();
         self.state
-            .step_running(self.work, ctx.version, ctx.direction.as_str(), ctx.step.number, ctx.step.kind.as_str(), &sql)
+            .step_running(
+                self.work,
+                ctx.version,
+                ctx.direction.as_str(),
+                ctx.step.number,
+                ctx.step.kind.as_str(),
+                &sql,
+            )
             .await?;
         let facts = stmt.index.clone().unwrap_or_default();
         let is_create = facts.table.is_some();
@@ -364,7 +452,11 @@ impl Executor<'_> {
                     Some((s, n)) => (Some(s.to_string()), n.to_string()),
                     None => (None, name.clone()),
                 };
-                Some(IndexBuild { schema, name, sql: sql.clone() })
+                Some(IndexBuild {
+                    schema,
+                    name,
+                    sql: sql.clone(),
+                })
             }
             _ => None,
         };
@@ -373,7 +465,10 @@ impl Executor<'_> {
             // retries on an own connection.
             let tries = self.index_plain(ctx, &sql).await?;
             self.record_autocommit_done(ctx, tries).await?;
-            return Ok(StepOutcome { tries, warning: None });
+            return Ok(StepOutcome {
+                tries,
+                warning: None,
+            });
         };
         let events = self.events.clone();
         let version = ctx.version.to_string();
@@ -386,8 +481,14 @@ impl Executor<'_> {
                 index: index_name.clone(),
                 progress: p.clone(),
             }),
-            IndexEvent::DroppedInvalid { index } => events(&Event::InvalidIndexDropped { index: index.clone() }),
-            IndexEvent::Retry { attempt, error, sleep } => events(&Event::Retry {
+            IndexEvent::DroppedInvalid { index } => events(&Event::InvalidIndexDropped {
+                index: index.clone(),
+            }),
+            IndexEvent::Retry {
+                attempt,
+                error,
+                sleep,
+            } => events(&Event::Retry {
                 version: version.clone(),
                 step,
                 attempt: *attempt as usize,
@@ -396,27 +497,51 @@ impl Executor<'_> {
             }),
             IndexEvent::Started { .. } => {}
         };
-        match build_index(self.url, &build, &self.policies.index, &self.cancel, &on_event).await {
+        match build_index(
+            self.url,
+            &build,
+            &self.policies.index,
+            &self.cancel,
+            &on_event,
+        )
+        .await
+        {
             Ok(report) => {
                 let tries = report.tries.max(1) as usize;
                 self.record_autocommit_done(ctx, tries).await?;
-                Ok(StepOutcome { tries, warning: None })
+                Ok(StepOutcome {
+                    tries,
+                    warning: None,
+                })
             }
             Err(err) if stmt.best_effort => {
                 let table = facts.table.clone().unwrap_or_default();
                 let message = err.to_string();
                 self.state
-                    .queue_pending_index(self.work, &build.name, &table, &sql, "best-effort build in a migration failed", &message)
+                    .queue_pending_index(
+                        self.work,
+                        &build.name,
+                        &table,
+                        &sql,
+                        "best-effort build in a migration failed",
+                        &message,
+                    )
                     .await?;
-                self.record_autocommit_done(ctx, self.policies.index.max_tries as usize).await?;
+                self.record_autocommit_done(ctx, self.policies.index.max_tries as usize)
+                    .await?;
                 let warning = format!(
                     "best-effort index {} was not built ({message}); it is queued in {}.pending_indexes \
                      for `lull indexes build`",
                     build.qualified(),
                     self.state.schema()
                 );
-                (self.events)(&Event::Warning { message: warning.clone() });
-                Ok(StepOutcome { tries: self.policies.index.max_tries as usize, warning: Some(warning) })
+                (self.events)(&Event::Warning {
+                    message: warning.clone(),
+                });
+                Ok(StepOutcome {
+                    tries: self.policies.index.max_tries as usize,
+                    warning: Some(warning),
+                })
             }
             Err(err) => Err(EngineError::IndexBuild(err)),
         }
@@ -441,7 +566,10 @@ impl Executor<'_> {
                 Ok(()) => return Ok(attempt as usize),
                 Err(e) => e,
             };
-            let retry = matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01" | "40001" | "57014"));
+            let retry = matches!(
+                sqlstate(&err).as_deref(),
+                Some("55P03" | "40P01" | "40001" | "57014")
+            );
             if !retry || attempt >= p.max_tries {
                 return Err(self.failed(ctx, sql, &err, None));
             }
@@ -462,15 +590,29 @@ impl Executor<'_> {
     /// DROP INDEX whose index is gone is done; anything else runs again
     /// (an INVALID index is dropped and rebuilt by the build itself).
     pub async fn already_done(&self, step: &Step) -> Result<bool, EngineError> {
-        let Some(stmt) = step.statements.first() else { return Ok(true) };
-        let Some(facts) = &stmt.index else { return Ok(false) };
-        let Some(name) = &facts.name else { return Ok(false) };
+        let Some(stmt) = step.statements.first() else {
+            return Ok(true);
+        };
+        let Some(facts) = &stmt.index else {
+            return Ok(false);
+        };
+        let Some(name) = &facts.name else {
+            return Ok(false);
+        };
         let qualified = match name.split_once('.') {
             Some((s, n)) => quote_qualified(Some(s), n),
             None => quote_qualified(None, name),
         };
         let validity = index_build::index_validity(self.work, &qualified).await?;
-        let is_drop = stmt.sql.trim_start().to_ascii_uppercase().starts_with("DROP");
-        Ok(if is_drop { validity.is_none() } else { validity == Some(true) })
+        let is_drop = stmt
+            .sql
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("DROP");
+        Ok(if is_drop {
+            validity.is_none()
+        } else {
+            validity == Some(true)
+        })
     }
 }

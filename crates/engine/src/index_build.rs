@@ -191,7 +191,10 @@ pub enum IndexBuildErrorKind {
 
 impl IndexBuildError {
     fn new(index: &str, kind: IndexBuildErrorKind) -> Self {
-        IndexBuildError { index: index.to_string(), kind }
+        IndexBuildError {
+            index: index.to_string(),
+            kind,
+        }
     }
 
     /// The SQLSTATE of the final failure, if the server sent one.
@@ -223,8 +226,17 @@ impl IndexBuildError {
 impl fmt::Display for IndexBuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            IndexBuildErrorKind::Failed { message, code, tries } => {
-                write!(f, "building index {} failed after {tries} tr{}: {message}", self.index, if *tries == 1 { "y" } else { "ies" })?;
+            IndexBuildErrorKind::Failed {
+                message,
+                code,
+                tries,
+            } => {
+                write!(
+                    f,
+                    "building index {} failed after {tries} tr{}: {message}",
+                    self.index,
+                    if *tries == 1 { "y" } else { "ies" }
+                )?;
                 if let Some(code) = code {
                     write!(f, " (SQLSTATE {code})")?;
                 }
@@ -235,7 +247,9 @@ impl fmt::Display for IndexBuildError {
                 "index {} was built but PostgreSQL marks it INVALID",
                 self.index
             ),
-            IndexBuildErrorKind::Cancelled => write!(f, "building index {} was cancelled", self.index),
+            IndexBuildErrorKind::Cancelled => {
+                write!(f, "building index {} was cancelled", self.index)
+            }
             IndexBuildErrorKind::Engine(e) => write!(f, "building index {}: {e}", self.index),
         }
     }
@@ -277,7 +291,10 @@ pub async fn drop_invalid(client: &Client, qualified: &str) -> Result<bool, Engi
 }
 
 /// Reads the build's row of `pg_stat_progress_create_index`.
-pub async fn read_progress(client: &Client, pid: i32) -> Result<Option<IndexProgress>, EngineError> {
+pub async fn read_progress(
+    client: &Client,
+    pid: i32,
+) -> Result<Option<IndexProgress>, EngineError> {
     let row = client
         .query_opt(
             "SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, \
@@ -309,10 +326,15 @@ async fn session(url: &str, policy: &IndexPolicy) -> Result<(Client, i32), Engin
         quote_literal(&policy.statement_timeout.pg_setting())
     );
     if let Some(mem) = &policy.maintenance_work_mem {
-        set.push_str(&format!(" SET maintenance_work_mem = {};", quote_literal(mem)));
+        set.push_str(&format!(
+            " SET maintenance_work_mem = {};",
+            quote_literal(mem)
+        ));
     }
     if let Some(workers) = policy.max_parallel_maintenance_workers {
-        set.push_str(&format!(" SET max_parallel_maintenance_workers = {workers};"));
+        set.push_str(&format!(
+            " SET max_parallel_maintenance_workers = {workers};"
+        ));
     }
     client
         .batch_execute(&set)
@@ -338,10 +360,15 @@ pub async fn build_index(
 ) -> Result<BuildReport, IndexBuildError> {
     let started = Instant::now();
     let qualified = build.qualified();
-    let engine = |e: EngineError| IndexBuildError::new(&qualified, IndexBuildErrorKind::Engine(Box::new(e)));
+    let engine =
+        |e: EngineError| IndexBuildError::new(&qualified, IndexBuildErrorKind::Engine(Box::new(e)));
     let monitor = connect(url, "lull index progress").await.map_err(engine)?;
     if index_validity(&monitor, &qualified).await.map_err(engine)? == Some(true) {
-        return Ok(BuildReport { tries: 0, elapsed: started.elapsed(), already_valid: true });
+        return Ok(BuildReport {
+            tries: 0,
+            elapsed: started.elapsed(),
+            already_valid: true,
+        });
     }
     let (mut conn, mut pid) = session(url, policy).await.map_err(engine)?;
     let max_tries = policy.max_tries.max(1);
@@ -349,13 +376,21 @@ pub async fn build_index(
     loop {
         attempt += 1;
         if cancel.is_cancelled() {
-            return Err(cleanup(&monitor, &qualified, on_event, IndexBuildErrorKind::Cancelled).await);
+            return Err(cleanup(
+                &monitor,
+                &qualified,
+                on_event,
+                IndexBuildErrorKind::Cancelled,
+            )
+            .await);
         }
         if conn.is_closed() {
             (conn, pid) = session(url, policy).await.map_err(engine)?;
         }
         if drop_invalid(&conn, &qualified).await.map_err(engine)? {
-            on_event(&IndexEvent::DroppedInvalid { index: qualified.clone() });
+            on_event(&IndexEvent::DroppedInvalid {
+                index: qualified.clone(),
+            });
         }
         on_event(&IndexEvent::Started { attempt, pid });
         let try_started = Instant::now();
@@ -385,23 +420,48 @@ pub async fn build_index(
         match result {
             Ok(()) => {
                 return match index_validity(&monitor, &qualified).await.map_err(engine)? {
-                    Some(true) => Ok(BuildReport { tries: attempt, elapsed: started.elapsed(), already_valid: false }),
-                    _ => Err(cleanup(&monitor, &qualified, on_event, IndexBuildErrorKind::NotValid).await),
+                    Some(true) => Ok(BuildReport {
+                        tries: attempt,
+                        elapsed: started.elapsed(),
+                        already_valid: false,
+                    }),
+                    _ => Err(cleanup(
+                        &monitor,
+                        &qualified,
+                        on_event,
+                        IndexBuildErrorKind::NotValid,
+                    )
+                    .await),
                 };
             }
             Err(err) => {
                 if cancel.is_cancelled() {
-                    return Err(cleanup(&monitor, &qualified, on_event, IndexBuildErrorKind::Cancelled).await);
+                    return Err(cleanup(
+                        &monitor,
+                        &qualified,
+                        on_event,
+                        IndexBuildErrorKind::Cancelled,
+                    )
+                    .await);
                 }
                 let code = sqlstate(&err);
                 let closed = conn.is_closed();
                 if (retryable(code.as_deref()) || closed) && attempt < max_tries {
-                    let sleep = backoff(policy.backoff_base.std(), policy.backoff_max.std(), attempt);
-                    on_event(&IndexEvent::Retry { attempt, error: pg_message(&err), sleep });
+                    let sleep =
+                        backoff(policy.backoff_base.std(), policy.backoff_max.std(), attempt);
+                    on_event(&IndexEvent::Retry {
+                        attempt,
+                        error: pg_message(&err),
+                        sleep,
+                    });
                     tokio::time::sleep(sleep).await;
                     continue;
                 }
-                let kind = IndexBuildErrorKind::Failed { message: pg_message(&err), code, tries: attempt };
+                let kind = IndexBuildErrorKind::Failed {
+                    message: pg_message(&err),
+                    code,
+                    tries: attempt,
+                };
                 return Err(cleanup(&monitor, &qualified, on_event, kind).await);
             }
         }
@@ -416,7 +476,9 @@ async fn cleanup(
     kind: IndexBuildErrorKind,
 ) -> IndexBuildError {
     if let Ok(true) = drop_invalid(monitor, qualified).await {
-        on_event(&IndexEvent::DroppedInvalid { index: qualified.to_string() });
+        on_event(&IndexEvent::DroppedInvalid {
+            index: qualified.to_string(),
+        });
     }
     IndexBuildError::new(qualified, kind)
 }

@@ -21,7 +21,7 @@ pub mod plan;
 pub mod runner;
 pub mod state;
 
-pub use error::{excerpt, pg_message, EngineError, ErrorKind};
+pub use error::{excerpt, pg_message, EngineError, ErrorKind, StepFailure};
 pub use events::{Event, EventSink};
 pub use plan::{plan_migration, Direction, MigrationPlan, Mode, PlanOptions, Step};
 pub use runner::{MigrationStatus, RollbackTarget, RunSummary, Runner, RunnerOptions};

@@ -32,7 +32,12 @@ pub fn lock_key(schema: &str) -> i64 {
 /// Takes the runner lock, polling every half second for up to `wait`
 /// (zero: one try). Fails with [`EngineError::LockHeld`] naming the
 /// holder's pid and application.
-pub async fn acquire(url: &str, schema: &str, wait: Duration, events: &EventSink) -> Result<RunnerLock, EngineError> {
+pub async fn acquire(
+    url: &str,
+    schema: &str,
+    wait: Duration,
+    events: &EventSink,
+) -> Result<RunnerLock, EngineError> {
     let client = connect(url, "lull runner lock").await?;
     let key = lock_key(schema);
     let started = Instant::now();
@@ -47,7 +52,11 @@ pub async fn acquire(url: &str, schema: &str, wait: Duration, events: &EventSink
         }
         let (pid, application) = holder(&client, key).await.unwrap_or((None, None));
         if started.elapsed() >= wait {
-            return Err(EngineError::LockHeld { pid, application, waited: started.elapsed() });
+            return Err(EngineError::LockHeld {
+                pid,
+                application,
+                waited: started.elapsed(),
+            });
         }
         if !announced {
             events(&Event::RunnerLockWaiting { pid, application });

@@ -15,7 +15,9 @@
 //! The plan depends only on the files and the options, never on the live
 //! database, so an interrupted run resumes against the same steps.
 
-use lull_analyzer::{parse, safe_form, Class, IndexFacts, LockMode, NewRelations, RelLock, Statement};
+use lull_analyzer::{
+    parse, safe_form, Class, IndexFacts, LockMode, NewRelations, RelLock, Statement,
+};
 use lull_migrations::{Migration, SqlFile};
 use serde::Serialize;
 
@@ -64,7 +66,10 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { mode: Mode::Safe, rewrites: true }
+        PlanOptions {
+            mode: Mode::Safe,
+            rewrites: true,
+        }
     }
 }
 
@@ -176,7 +181,11 @@ pub struct Step {
 impl Step {
     /// The step's SQL as one text, as recorded in `lull.steps`.
     pub fn sql(&self) -> String {
-        self.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>().join(";\n")
+        self.statements
+            .iter()
+            .map(|s| s.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n")
     }
 
     /// A one-line summary for progress lines.
@@ -228,14 +237,21 @@ impl MigrationPlan {
 
 /// Plans one migration. Fails if the SQL does not parse (with the file
 /// position) or, for `Down`, if there is no down SQL.
-pub fn plan_migration(m: &Migration, direction: Direction, opts: &PlanOptions) -> Result<MigrationPlan, EngineError> {
+pub fn plan_migration(
+    m: &Migration,
+    direction: Direction,
+    opts: &PlanOptions,
+) -> Result<MigrationPlan, EngineError> {
     let file = match direction {
         Direction::Up => m.up.as_ref(),
         Direction::Down => m.down.as_ref(),
     };
     let Some(file) = file else {
         return Err(match direction {
-            Direction::Down => EngineError::MissingDown { version: m.version.clone(), name: m.name.clone() },
+            Direction::Down => EngineError::MissingDown {
+                version: m.version.clone(),
+                name: m.name.clone(),
+            },
             Direction::Up => EngineError::Other {
                 message: format!("migration {} has no up SQL", m.label()),
                 hint: None,
@@ -268,7 +284,29 @@ fn naive_steps(m: &Migration, file: &SqlFile, parsed: &[Statement]) -> Vec<Step>
     if parsed.is_empty() {
         return Vec::new();
     }
-    let kind = if m.no_transaction { StepKind::Autocommit } else { StepKind::Transaction };
+    let mut new = NewRelations::new();
+    let mut risks = Vec::new();
+    for s in parsed {
+        risks.push(statement_risk(s, &new));
+        new.record(s);
+    }
+    if m.no_transaction {
+        // Without a transaction a plain runner sends statement after
+        // statement; each one is its own step.
+        return parsed
+            .iter()
+            .zip(risks)
+            .enumerate()
+            .map(|(i, (s, risk))| Step {
+                number: i + 1,
+                kind: StepKind::Autocommit,
+                policy: PolicyClass::None,
+                statements: vec![planned(s, s.span.line + file.line_offset, false, risk)],
+                risk,
+            })
+            .collect();
+    }
+    let risk = risks.into_iter().max().unwrap_or(Risk::Low);
     let stmt = PlannedStatement {
         sql: file.sql.trim().trim_end_matches(';').to_string(),
         original: None,
@@ -281,19 +319,9 @@ fn naive_steps(m: &Migration, file: &SqlFile, parsed: &[Statement]) -> Vec<Step>
         index: None,
         best_effort: false,
         line: 1 + file.line_offset,
-        risk: Risk::Low,
+        risk,
     };
-    let mut new = NewRelations::new();
-    let risk = parsed
-        .iter()
-        .map(|s| {
-            let r = statement_risk(s, &new);
-            new.record(s);
-            r
-        })
-        .max()
-        .unwrap_or(Risk::Low);
-    vec![Step { number: 1, kind, policy: PolicyClass::None, statements: vec![PlannedStatement { risk, ..stmt }], risk }]
+    vec![Step { number: 1, kind: StepKind::Transaction, policy: PolicyClass::None, statements: vec![stmt], risk }]
 }
 
 fn merge_locks<'a>(locks: impl Iterator<Item = &'a RelLock>) -> Vec<RelLock> {
@@ -334,7 +362,8 @@ fn statement_risk(s: &Statement, new: &NewRelations) -> Risk {
 /// Whether `-- lull:best-effort` appears in the comments before a
 /// statement.
 fn best_effort_marker(gap: &str) -> bool {
-    gap.lines().any(|l| l.trim().eq_ignore_ascii_case("-- lull:best-effort"))
+    gap.lines()
+        .any(|l| l.trim().eq_ignore_ascii_case("-- lull:best-effort"))
 }
 
 struct Builder {
@@ -348,19 +377,33 @@ impl Builder {
             return;
         }
         let statements = std::mem::take(&mut self.run);
-        let policy = if statements.iter().all(|s| s.class == Class::Dml) { PolicyClass::Dml } else { PolicyClass::Ddl };
+        let policy = if statements.iter().all(|s| s.class == Class::Dml) {
+            PolicyClass::Dml
+        } else {
+            PolicyClass::Ddl
+        };
         self.push(StepKind::Transaction, policy, statements);
     }
 
     fn push(&mut self, kind: StepKind, policy: PolicyClass, statements: Vec<PlannedStatement>) {
         let risk = statements.iter().map(|s| s.risk).max().unwrap_or(Risk::Low);
         let number = self.steps.len() + 1;
-        self.steps.push(Step { number, kind, policy, statements, risk });
+        self.steps.push(Step {
+            number,
+            kind,
+            policy,
+            statements,
+            risk,
+        });
     }
 
     fn autocommit(&mut self, s: PlannedStatement) {
         self.flush();
-        let policy = if s.class == Class::Index { PolicyClass::Index } else { PolicyClass::Ddl };
+        let policy = if s.class == Class::Index {
+            PolicyClass::Index
+        } else {
+            PolicyClass::Ddl
+        };
         self.push(StepKind::Autocommit, policy, vec![s]);
     }
 }
@@ -382,8 +425,16 @@ fn planned(s: &Statement, line: usize, best_effort: bool, risk: Risk) -> Planned
     }
 }
 
-fn safe_steps(m: &Migration, file: &SqlFile, parsed: &[Statement], rewrites: bool) -> Result<Vec<Step>, EngineError> {
-    let mut b = Builder { steps: Vec::new(), run: Vec::new() };
+fn safe_steps(
+    m: &Migration,
+    file: &SqlFile,
+    parsed: &[Statement],
+    rewrites: bool,
+) -> Result<Vec<Step>, EngineError> {
+    let mut b = Builder {
+        steps: Vec::new(),
+        run: Vec::new(),
+    };
     let mut new = NewRelations::new();
     let mut explicit_block = false;
     let mut prev_end = 0;
@@ -402,7 +453,11 @@ fn safe_steps(m: &Migration, file: &SqlFile, parsed: &[Statement], rewrites: boo
             continue;
         }
         let best_effort = best_effort_marker(gap);
-        let form = if rewrites && !explicit_block { safe_form(s, &new) } else { None };
+        let form = if rewrites && !explicit_block {
+            safe_form(s, &new)
+        } else {
+            None
+        };
         match form {
             None => {
                 let p = planned(s, line, best_effort, statement_risk(s, &new));

@@ -59,7 +59,10 @@ impl RunnerOptions {
 
     /// The options the planner needs.
     pub fn plan_options(&self) -> PlanOptions {
-        PlanOptions { mode: self.mode, rewrites: self.rewrites }
+        PlanOptions {
+            mode: self.mode,
+            rewrites: self.rewrites,
+        }
     }
 }
 
@@ -162,7 +165,12 @@ impl Runner {
     /// A runner with no event sink.
     pub fn new(opts: RunnerOptions) -> Self {
         let state = State::new(&opts.schema);
-        Runner { opts, state, events: no_events(), cancel: CancelToken::new() }
+        Runner {
+            opts,
+            state,
+            events: no_events(),
+            cancel: CancelToken::new(),
+        }
     }
 
     /// Sends progress events to `sink`.
@@ -188,7 +196,15 @@ impl Runner {
 
     async fn session(&self, locked: bool) -> Result<Session, EngineError> {
         let lock = if locked {
-            Some(lock::acquire(&self.opts.url, &self.opts.schema, self.opts.lock_wait, &self.events).await?)
+            Some(
+                lock::acquire(
+                    &self.opts.url,
+                    &self.opts.schema,
+                    self.opts.lock_wait,
+                    &self.events,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -198,16 +214,28 @@ impl Runner {
         if locked {
             self.state.ensure(&work).await?;
         }
-        Ok(Session { _lock: lock, work, work_pid, monitor })
+        Ok(Session {
+            _lock: lock,
+            work,
+            work_pid,
+            monitor,
+        })
     }
 
     /// Refuses applied migrations whose file changed (unless allowed).
-    fn check_checksums(&self, migrations: &[Migration], records: &[MigrationRecord]) -> Result<(), EngineError> {
+    fn check_checksums(
+        &self,
+        migrations: &[Migration],
+        records: &[MigrationRecord],
+    ) -> Result<(), EngineError> {
         if self.opts.allow_changed {
             return Ok(());
         }
         for r in records {
-            if let Some(m) = migrations.iter().find(|m| compare_versions(&m.version, &r.version).is_eq()) {
+            if let Some(m) = migrations
+                .iter()
+                .find(|m| compare_versions(&m.version, &r.version).is_eq())
+            {
                 if m.checksum != r.checksum {
                     return Err(EngineError::ChangedChecksum {
                         version: r.version.clone(),
@@ -221,17 +249,22 @@ impl Runner {
     }
 
     fn find<'m>(migrations: &'m [Migration], version: &str) -> Result<&'m Migration, EngineError> {
-        migrations.iter().find(|m| compare_versions(&m.version, version).is_eq()).ok_or_else(|| {
-            EngineError::UnknownVersion {
+        migrations
+            .iter()
+            .find(|m| compare_versions(&m.version, version).is_eq())
+            .ok_or_else(|| EngineError::UnknownVersion {
                 version: version.to_string(),
                 hint: "`lull status` lists the versions found in the migrations directory".into(),
-            }
-        })
+            })
     }
 
     /// The migrations `migrate` would apply, planned, without taking the
     /// lock or changing anything. Connects to read the recorded state.
-    pub async fn pending(&self, migrations: &[Migration], to: Option<&str>) -> Result<Vec<MigrationPlan>, EngineError> {
+    pub async fn pending(
+        &self,
+        migrations: &[Migration],
+        to: Option<&str>,
+    ) -> Result<Vec<MigrationPlan>, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
         let records = self.state.migrations(&work).await?;
         self.check_checksums(migrations, &records)?;
@@ -254,9 +287,9 @@ impl Runner {
                     break;
                 }
             }
-            let applied = records
-                .iter()
-                .any(|r| r.status == Status::Applied && compare_versions(&r.version, &m.version).is_eq());
+            let applied = records.iter().any(|r| {
+                r.status == Status::Applied && compare_versions(&r.version, &m.version).is_eq()
+            });
             if !applied {
                 plans.push(self.plan(m, Direction::Up)?);
             }
@@ -267,7 +300,11 @@ impl Runner {
     /// Applies every pending migration up to `to` (inclusive), resuming an
     /// interrupted one after its last finished step. Every pending file is
     /// planned (and so parsed) before anything runs.
-    pub async fn migrate(&self, migrations: &[Migration], to: Option<&str>) -> Result<RunSummary, EngineError> {
+    pub async fn migrate(
+        &self,
+        migrations: &[Migration],
+        to: Option<&str>,
+    ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
         let session = self.session(true).await?;
         let records = self.state.migrations(&session.work).await?;
@@ -275,11 +312,19 @@ impl Runner {
         let plans = self.pending_plans(migrations, &records, to)?;
         let mut summary = RunSummary::default();
         for plan in &plans {
-            let record = records.iter().find(|r| compare_versions(&r.version, &plan.version).is_eq());
+            let record = records
+                .iter()
+                .find(|r| compare_versions(&r.version, &plan.version).is_eq());
             if let Some(r) = record.filter(|r| r.status == Status::RollingBack) {
                 return Err(EngineError::Other {
-                    message: format!("migration {} was being rolled back when a run stopped", r.version),
-                    hint: Some("finish the rollback with `lull rollback --to` the version before it".into()),
+                    message: format!(
+                        "migration {} was being rolled back when a run stopped",
+                        r.version
+                    ),
+                    hint: Some(
+                        "finish the rollback with `lull rollback --to` the version before it"
+                            .into(),
+                    ),
                     kind: ErrorKind::Refused,
                 });
             }
@@ -293,7 +338,11 @@ impl Runner {
     /// Reverts applied migrations, newest first, with their down SQL under
     /// the same policies. Every down is planned before anything runs, so a
     /// missing down fails before the first one is reverted.
-    pub async fn rollback(&self, migrations: &[Migration], target: RollbackTarget) -> Result<RunSummary, EngineError> {
+    pub async fn rollback(
+        &self,
+        migrations: &[Migration],
+        target: RollbackTarget,
+    ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
         let session = self.session(true).await?;
         let mut records = self.state.migrations(&session.work).await?;
@@ -303,7 +352,10 @@ impl Runner {
             RollbackTarget::Steps(n) => records.iter().take(*n).collect(),
             RollbackTarget::To(v) => {
                 Self::find(migrations, v)?;
-                records.iter().filter(|r| compare_versions(&r.version, v).is_gt()).collect()
+                records
+                    .iter()
+                    .filter(|r| compare_versions(&r.version, v).is_gt())
+                    .collect()
             }
         };
         let mut plans = Vec::new();
@@ -339,29 +391,47 @@ impl Runner {
 
     /// Records `version` as applied without running it ("skip now, build
     /// later"). Returns false if it was already applied.
-    pub async fn mark_applied(&self, migrations: &[Migration], version: &str) -> Result<bool, EngineError> {
+    pub async fn mark_applied(
+        &self,
+        migrations: &[Migration],
+        version: &str,
+    ) -> Result<bool, EngineError> {
         let m = Self::find(migrations, version)?;
         let session = self.session(true).await?;
         let records = self.state.migrations(&session.work).await?;
-        if records.iter().any(|r| r.status == Status::Applied && compare_versions(&r.version, version).is_eq()) {
+        if records
+            .iter()
+            .any(|r| r.status == Status::Applied && compare_versions(&r.version, version).is_eq())
+        {
             return Ok(false);
         }
-        self.state.mark_applied(&session.work, &m.version, &m.name, &m.checksum).await?;
+        self.state
+            .mark_applied(&session.work, &m.version, &m.name, &m.checksum)
+            .await?;
         Ok(true)
     }
 
     /// Every migration on disk or recorded, with its status and steps,
     /// sorted by version. Reads only; creates nothing.
-    pub async fn status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>, EngineError> {
+    pub async fn status(
+        &self,
+        migrations: &[Migration],
+    ) -> Result<Vec<MigrationStatus>, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
         let records = self.state.migrations(&work).await?;
         let mut out = Vec::new();
         for m in migrations {
-            let record = records.iter().find(|r| compare_versions(&r.version, &m.version).is_eq()).cloned();
+            let record = records
+                .iter()
+                .find(|r| compare_versions(&r.version, &m.version).is_eq())
+                .cloned();
             let (status, steps) = match &record {
                 Some(r) => {
                     let steps = self.state.steps(&work, &r.version, "up").await?;
-                    (status_name(r.status), steps.into_iter().map(StepStatus::from).collect())
+                    (
+                        status_name(r.status),
+                        steps.into_iter().map(StepStatus::from).collect(),
+                    )
                 }
                 None => {
                     let steps = self
@@ -396,7 +466,10 @@ impl Runner {
             });
         }
         for r in &records {
-            if !migrations.iter().any(|m| compare_versions(&m.version, &r.version).is_eq()) {
+            if !migrations
+                .iter()
+                .any(|m| compare_versions(&m.version, &r.version).is_eq())
+            {
                 let steps = self.state.steps(&work, &r.version, "up").await?;
                 out.push(MigrationStatus {
                     version: r.version.clone(),
@@ -414,10 +487,18 @@ impl Runner {
     }
 
     /// Runs one migration's plan, skipping steps an earlier run finished.
-    async fn run_plan(&self, session: &Session, plan: &MigrationPlan, summary: &mut RunSummary) -> Result<(), EngineError> {
+    async fn run_plan(
+        &self,
+        session: &Session,
+        plan: &MigrationPlan,
+        summary: &mut RunSummary,
+    ) -> Result<(), EngineError> {
         let started = Instant::now();
         let direction = plan.direction;
-        let recorded = self.state.steps(&session.work, &plan.version, direction.as_str()).await?;
+        let recorded = self
+            .state
+            .steps(&session.work, &plan.version, direction.as_str())
+            .await?;
         let status = match direction {
             Direction::Up => Status::Running,
             Direction::Down => Status::RollingBack,
@@ -427,7 +508,14 @@ impl Runner {
             Mode::Naive => "naive",
         };
         self.state
-            .start_migration(&session.work, &plan.version, &plan.name, &plan.checksum, status, mode)
+            .start_migration(
+                &session.work,
+                &plan.version,
+                &plan.name,
+                &plan.checksum,
+                status,
+                mode,
+            )
             .await?;
         let finish_sql = match direction {
             Direction::Up => self.state.finish_sql(&plan.version),
@@ -475,7 +563,10 @@ impl Runner {
                     });
                     continue;
                 }
-                if r.status == "running" && step.kind == StepKind::Autocommit && executor.already_done(step).await? {
+                if r.status == "running"
+                    && step.kind == StepKind::Autocommit
+                    && executor.already_done(step).await?
+                {
                     let ctx = StepContext {
                         version: &plan.version,
                         direction,
@@ -555,7 +646,11 @@ impl Runner {
         Ok(())
     }
 
-    async fn record_done(&self, executor: &Executor<'_>, ctx: &StepContext<'_>) -> Result<(), EngineError> {
+    async fn record_done(
+        &self,
+        executor: &Executor<'_>,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), EngineError> {
         let mut sql = self.state.step_done_sql(
             ctx.version,
             ctx.direction.as_str(),

@@ -104,7 +104,9 @@ pub struct State {
 impl State {
     /// State kept in `schema`.
     pub fn new(schema: &str) -> Self {
-        State { schema: schema.to_string() }
+        State {
+            schema: schema.to_string(),
+        }
     }
 
     /// The schema name.
@@ -155,14 +157,20 @@ impl State {
             st = self.t("steps"),
             pending = pending_indexes_ddl(&self.schema),
         );
-        client.batch_execute(&sql).await.map_err(|e| EngineError::db("creating lull's state tables", e))
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| EngineError::db("creating lull's state tables", e))
     }
 
     /// Whether the state tables exist (read-only commands must not create
     /// them).
     pub async fn exists(&self, client: &Client) -> Result<bool, EngineError> {
         let row = client
-            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&self.t("migrations")])
+            .query_one(
+                "SELECT to_regclass($1::text) IS NOT NULL",
+                &[&self.t("migrations")],
+            )
             .await
             .map_err(|e| EngineError::db("looking for lull's state tables", e))?;
         Ok(row.get(0))
@@ -276,12 +284,24 @@ impl State {
 
     /// SQL that forgets a rolled-back migration (its steps go with it).
     pub fn forget_sql(&self, version: &str) -> String {
-        format!("DELETE FROM {} WHERE version = {}", self.t("migrations"), quote_literal(version))
+        format!(
+            "DELETE FROM {} WHERE version = {}",
+            self.t("migrations"),
+            quote_literal(version)
+        )
     }
 
     /// SQL that marks a step done; run inside the step's transaction for
     /// transactional steps.
-    pub fn step_done_sql(&self, version: &str, direction: &str, step: usize, kind: &str, sql: &str, tries: usize) -> String {
+    pub fn step_done_sql(
+        &self,
+        version: &str,
+        direction: &str,
+        step: usize,
+        kind: &str,
+        sql: &str,
+        tries: usize,
+    ) -> String {
         format!(
             "INSERT INTO {t} (version, direction, step, kind, sql, status, tries, finished_at, duration_ms) \
              VALUES ({v}, {d}, {step}, {k}, {s}, 'done', {tries}, now(), 0) \
@@ -351,10 +371,17 @@ impl State {
             )
             .await
             .map_err(|e| EngineError::db("recording the step failure", e))?;
-        let status = if direction == "down" { "rolling_back" } else { "failed" };
+        let status = if direction == "down" {
+            "rolling_back"
+        } else {
+            "failed"
+        };
         client
             .execute(
-                &format!("UPDATE {} SET status = $2, error = $3 WHERE version = $1", self.t("migrations")),
+                &format!(
+                    "UPDATE {} SET status = $2, error = $3 WHERE version = $1",
+                    self.t("migrations")
+                ),
                 &[&version, &status, &error],
             )
             .await
