@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::process::ExitCode;
 
 /// Exit codes a deploy pipeline can rely on.
+#[allow(dead_code)] // the full set is the contract; not every command uses each
 pub mod exit {
     /// Everything worked.
     pub const OK: u8 = 0;
@@ -29,7 +30,11 @@ pub struct CliError {
 impl CliError {
     /// A usage, configuration, I/O or connection error (exit 2).
     pub fn new(message: impl Display) -> Self {
-        CliError { message: message.to_string(), hint: None, code: exit::ERROR }
+        CliError {
+            message: message.to_string(),
+            hint: None,
+            code: exit::ERROR,
+        }
     }
 
     /// The same error with a hint on what to do next.
@@ -39,6 +44,7 @@ impl CliError {
     }
 
     /// The same error with another exit code.
+    #[allow(dead_code)] // for commands that refuse (exit 3)
     pub fn code(mut self, code: u8) -> Self {
         self.code = code;
         self

@@ -20,9 +20,11 @@ use crate::context::GlobalArgs;
 /// cleaned, and a report of who blocks when a lock is not available.
 #[derive(Parser, Debug)]
 #[command(name = "lull", version, about, long_about, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 success, 1 findings or a failed run (state consistent), \
+#[command(
+    after_help = "Exit codes: 0 success, 1 findings or a failed run (state consistent), \
 2 usage, configuration, I/O or connection error, 3 refused (lock held, changed applied file).\n\
-Configuration: lull.toml in the current directory or a parent (or --config); DATABASE_URL or --database-url.")]
+Configuration: lull.toml in the current directory or a parent (or --config); DATABASE_URL or --database-url."
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -35,12 +37,15 @@ struct Cli {
 enum Command {
     /// Start, stop or locate a throwaway local PostgreSQL to try lull on.
     Sandbox(cmd::sandbox::Args),
+    /// Show the configuration lull would run with (file, env, defaults).
+    Config(cmd::config::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sandbox(args) => cmd::sandbox::run(&cli.global, args),
+        Command::Config(args) => cmd::config::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -48,9 +48,9 @@ impl FromStr for Duration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration; write e.g. `100ms`, `2s`, `5m`, `1h`"))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("`{s}` is not a duration; write e.g. `100ms`, `2s`, `5m`, `1h`")
+        })?;
         let ms = match unit.trim() {
             "ms" => Some(n),
             "s" => n.checked_mul(1_000),
@@ -79,11 +79,11 @@ impl fmt::Display for Duration {
         let ms = self.0.as_millis();
         if ms == 0 {
             write!(f, "0")
-        } else if ms % 3_600_000 == 0 {
+        } else if ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")
@@ -127,7 +127,10 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!("100ms".parse::<Duration>().unwrap(), Duration::from_millis(100));
+        assert_eq!(
+            "100ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(100)
+        );
         assert_eq!("2s".parse::<Duration>().unwrap(), Duration::from_secs(2));
         assert_eq!("5m".parse::<Duration>().unwrap(), Duration::from_secs(300));
         assert_eq!("1h".parse::<Duration>().unwrap(), Duration::from_secs(3600));

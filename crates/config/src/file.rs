@@ -256,23 +256,27 @@ impl Config {
                 message,
             }
         };
-        let raw: RawEnvs = toml::from_str(text)
-            .map_err(|e| invalid(fix_field_message(e.message()), e.span()))?;
+        let raw: RawEnvs =
+            toml::from_str(text).map_err(|e| invalid(fix_field_message(e.message()), e.span()))?;
         // The same text with the `env` tables blanked is the base layer;
         // blanking keeps every position, so errors point at the right line.
         let base: Settings = toml::from_str(&without_env(text))
             .map_err(|e| invalid(fix_field_message(e.message()), e.span()))?;
         let mut settings = base;
         if let Some(name) = env {
-            let over = raw.env.get(name).cloned().ok_or_else(|| ConfigError::UnknownEnv {
-                name: name.to_string(),
-                path: path.display().to_string(),
-                defined: if raw.env.is_empty() {
-                    "none (add an [env.NAME] section)".to_string()
-                } else {
-                    raw.env.keys().cloned().collect::<Vec<_>>().join(", ")
-                },
-            })?;
+            let over = raw
+                .env
+                .get(name)
+                .cloned()
+                .ok_or_else(|| ConfigError::UnknownEnv {
+                    name: name.to_string(),
+                    path: path.display().to_string(),
+                    defined: if raw.env.is_empty() {
+                        "none (add an [env.NAME] section)".to_string()
+                    } else {
+                        raw.env.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                })?;
             settings = settings.merge(over);
         }
         let config = Config {
@@ -345,7 +349,10 @@ fn fix_field_message(m: &str) -> String {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -365,7 +372,9 @@ fn without_env(text: &str) -> String {
         let trimmed = line.trim_start();
         if let Some(header) = trimmed.strip_prefix('[') {
             let header = header.trim_start_matches('[').trim_start();
-            in_env = ["env.", "env]", "\"env\""].iter().any(|p| header.starts_with(p));
+            in_env = ["env.", "env]", "\"env\""]
+                .iter()
+                .any(|p| header.starts_with(p));
         }
         if in_env {
             out.extend(line.chars().map(|c| if c == '\n' { c } else { ' ' }));
@@ -430,10 +439,29 @@ impl Policies {
         Policies {
             ddl: DdlPolicy {
                 lock_timeouts: s.ddl.lock_timeouts.clone().unwrap_or_else(|| {
-                    vec![ms(100), ms(100), ms(200), ms(300), ms(500), secs(1), secs(2), secs(3), secs(5)]
+                    vec![
+                        ms(100),
+                        ms(100),
+                        ms(200),
+                        ms(300),
+                        ms(500),
+                        secs(1),
+                        secs(2),
+                        secs(3),
+                        secs(5),
+                    ]
                 }),
                 retry_sleeps: s.ddl.retry_sleeps.clone().unwrap_or_else(|| {
-                    vec![ms(500), ms(1000), ms(1000), ms(2000), ms(2000), ms(3000), ms(5000), ms(5000)]
+                    vec![
+                        ms(500),
+                        ms(1000),
+                        ms(1000),
+                        ms(2000),
+                        ms(2000),
+                        ms(3000),
+                        ms(5000),
+                        ms(5000),
+                    ]
                 }),
                 statement_timeout: s.ddl.statement_timeout.unwrap_or(secs(120)),
                 idle_in_transaction_session_timeout: s
@@ -511,12 +539,21 @@ database_url = "postgres://prod/app"
 lock_timeouts = ["50ms", "1s"]
 "#;
         let base = parse(text, None).unwrap();
-        assert_eq!(base.settings.database_url.as_deref(), Some("postgres://localhost/dev"));
+        assert_eq!(
+            base.settings.database_url.as_deref(),
+            Some("postgres://localhost/dev")
+        );
         let prod = parse(text, Some("production")).unwrap();
-        assert_eq!(prod.settings.database_url.as_deref(), Some("postgres://prod/app"));
+        assert_eq!(
+            prod.settings.database_url.as_deref(),
+            Some("postgres://prod/app")
+        );
         assert_eq!(prod.schema(), "ops");
         let p = prod.policies();
-        assert_eq!(p.ddl.lock_timeouts, vec![Duration::from_millis(50), Duration::from_secs(1)]);
+        assert_eq!(
+            p.ddl.lock_timeouts,
+            vec![Duration::from_millis(50), Duration::from_secs(1)]
+        );
         assert_eq!(p.ddl.statement_timeout, Duration::from_secs(30));
     }
 
@@ -539,9 +576,14 @@ lock_timeouts = ["50ms", "1s"]
 
     #[test]
     fn bad_value_lists_valid_choices() {
-        let err = parse("runner = \"flyway\"\n", None).unwrap_err().to_string();
+        let err = parse("runner = \"flyway\"\n", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("lull.toml:1:"), "{err}");
-        assert!(err.contains("lull") && err.contains("transactional") && err.contains("autocommit"), "{err}");
+        assert!(
+            err.contains("lull") && err.contains("transactional") && err.contains("autocommit"),
+            "{err}"
+        );
         let err = parse("[policy.ddl]\nstatement_timeout = \"5 parsecs\"\n", None)
             .unwrap_err()
             .to_string();
@@ -551,8 +593,13 @@ lock_timeouts = ["50ms", "1s"]
 
     #[test]
     fn unknown_env_lists_defined_ones() {
-        let err = parse("[env.prod]\n[env.staging]\n", Some("qa")).unwrap_err().to_string();
-        assert!(err.contains("`qa`") && err.contains("prod, staging"), "{err}");
+        let err = parse("[env.prod]\n[env.staging]\n", Some("qa"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`qa`") && err.contains("prod, staging"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -569,6 +616,9 @@ lock_timeouts = ["50ms", "1s"]
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
         let nested = dir.path().join("a/b");
         std::fs::create_dir_all(&nested).unwrap();
-        assert_eq!(find_config(&nested), Some(dir.path().join(CONFIG_FILE_NAME)));
+        assert_eq!(
+            find_config(&nested),
+            Some(dir.path().join(CONFIG_FILE_NAME))
+        );
     }
 }

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn keeps_urls_without_secrets() {
         assert_eq!(redact_url("postgres://app@h/db"), "postgres://app@h/db");
-        assert_eq!(redact_url("postgres:///db?host=/tmp"), "postgres:///db?host=/tmp");
+        assert_eq!(
+            redact_url("postgres:///db?host=/tmp"),
+            "postgres:///db?host=/tmp"
+        );
     }
 
     #[test]

@@ -1,1 +1,30 @@
-//! Sandbox.
+//! Throwaway PostgreSQL clusters from the server binaries on this machine.
+//!
+//! Tests, the demo and benchmarks need a real server, not a mock. A
+//! [`Sandbox`] runs `initdb` into a temporary directory and starts
+//! `postgres` listening on a Unix socket in that directory and on
+//! 127.0.0.1 with a free port, with trust authentication (the sandbox is
+//! local and throwaway; nothing else ever uses trust).
+//!
+//! Cleanup never depends on the owner behaving: next to the server runs a
+//! tiny guardian shell that waits for the end of a pipe held by the owning
+//! process. Whether the owner drops the sandbox, panics, is interrupted
+//! with Ctrl-C or killed with `kill -9`, the pipe closes and the guardian
+//! stops the server and removes the directory. A detached sandbox (for
+//! `lull sandbox start`) has no guardian and lives until it is stopped.
+//!
+//! When the process runs as root, `initdb` and `postgres` (which refuse
+//! root) run as the `postgres` user, and the directory is owned by it.
+//!
+//! [`testing`] builds on this: one cluster per test binary and a fresh
+//! database per test, or databases on an existing server named by
+//! `LULL_TEST_DATABASE_URL`.
+
+mod bindir;
+mod cluster;
+mod user;
+
+pub mod testing;
+
+pub use bindir::find_bindir;
+pub use cluster::{Options, Sandbox, SandboxError, SandboxState};

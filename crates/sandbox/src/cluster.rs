@@ -1,0 +1,491 @@
+//! One throwaway cluster: initdb, start, stop, remove — and the guardian
+//! that guarantees the last two.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::user::{self, RunAs};
+
+/// What can go wrong while making or stopping a sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No PostgreSQL server binaries on this machine.
+    #[error(
+        "no PostgreSQL server binaries found (looked at {tried}); install them \
+         (Debian/Ubuntu: `apt-get install postgresql`, macOS: `brew install postgresql`) \
+         or point LULL_PG_BINDIR at the directory holding initdb and postgres"
+    )]
+    NoBinaries { tried: String },
+    /// Running as root without a `postgres` user to run the server as.
+    #[error(
+        "running as root, but there is no `postgres` user to run the server as \
+         (PostgreSQL refuses to run as root); create one with `useradd --system postgres` \
+         or run lull as an ordinary user"
+    )]
+    NoPostgresUser,
+    /// `initdb` failed.
+    #[error("initdb failed: {0}")]
+    Initdb(String),
+    /// The server did not come up.
+    #[error("the sandbox server did not start: {0}")]
+    Start(String),
+    /// Any other I/O problem, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Port on 127.0.0.1; a free one when `None`.
+    pub port: Option<u16>,
+    /// Keep running after this process ends (no guardian). Stop it later
+    /// with [`SandboxState::stop`].
+    pub detached: bool,
+    /// Extra server settings (`-c name=value`).
+    pub settings: Vec<(String, String)>,
+}
+
+/// What is needed to find, use and stop a running sandbox from another
+/// process (kept in a small JSON file by `lull sandbox start`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SandboxState {
+    /// The directory holding the data directory, socket and log.
+    pub root: PathBuf,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Process id of the postmaster.
+    pub pid: u32,
+}
+
+/// The superuser every sandbox is created with.
+pub const SUPERUSER: &str = "postgres";
+
+impl SandboxState {
+    /// Connection string for a database of the sandbox.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Whether the postmaster recorded here is still running.
+    pub fn is_running(&self) -> bool {
+        pid_alive(self.pid) && self.root.join("data").join("postmaster.pid").exists()
+    }
+
+    /// Stops the server (fast shutdown, then kill after 30 s) and removes
+    /// its directory.
+    pub fn stop(&self) -> Result<(), SandboxError> {
+        if pid_alive(self.pid) && self.root.join("data").exists() {
+            signal(self.pid, libc::SIGINT);
+            if !wait_gone(self.pid, Duration::from_secs(30)) {
+                signal(self.pid, libc::SIGKILL);
+                wait_gone(self.pid, Duration::from_secs(5));
+            }
+        }
+        remove_dir(&self.root)
+    }
+
+    /// The server log, for messages when something failed.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.root)
+    }
+}
+
+/// A running throwaway PostgreSQL cluster.
+///
+/// Dropping it stops the server and removes its directory (unless it was
+/// started detached and then [`Sandbox::detach`]ed).
+#[derive(Debug)]
+pub struct Sandbox {
+    state: SandboxState,
+    bindir: PathBuf,
+    run_as: Option<RunAs>,
+    settings: Vec<(String, String)>,
+    server: Option<Child>,
+    guardian: Option<Child>,
+    armed: bool,
+}
+
+impl Sandbox {
+    /// Starts a throwaway cluster with default options.
+    pub fn start() -> Result<Sandbox, SandboxError> {
+        Sandbox::start_with(Options::default())
+    }
+
+    /// Starts a cluster with the given options.
+    pub fn start_with(opts: Options) -> Result<Sandbox, SandboxError> {
+        let bindir = crate::find_bindir()?;
+        let run_as = user::server_user()?;
+        let root = make_root(run_as)?;
+        let mut sandbox = Sandbox {
+            state: SandboxState {
+                root: root.clone(),
+                port: 0,
+                pid: 0,
+            },
+            bindir,
+            run_as,
+            settings: opts.settings,
+            server: None,
+            guardian: None,
+            armed: true,
+        };
+        // From here on, Drop cleans up whatever exists.
+        if !opts.detached {
+            sandbox.guardian = Some(spawn_guardian(&root)?);
+        }
+        sandbox.initdb()?;
+        let mut last_err = None;
+        for _ in 0..5 {
+            let port = match opts.port {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            match sandbox.start_server(port) {
+                Ok(()) => return Ok(sandbox),
+                Err(e) if opts.port.is_none() && log_tail(&root).contains("already in use") => {
+                    last_err = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("loop ran"))
+    }
+
+    /// Where it lives and how to reach it.
+    pub fn state(&self) -> &SandboxState {
+        &self.state
+    }
+
+    /// TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.state.port
+    }
+
+    /// Directory of the Unix socket (also the sandbox root).
+    pub fn socket_dir(&self) -> &Path {
+        &self.state.root
+    }
+
+    /// Process id of the postmaster.
+    pub fn pid(&self) -> u32 {
+        self.state.pid
+    }
+
+    /// The directory that holds everything of this sandbox.
+    pub fn root(&self) -> &Path {
+        &self.state.root
+    }
+
+    /// Connection string for a database of the sandbox, as the superuser.
+    pub fn url(&self, database: &str) -> String {
+        self.state.url(database)
+    }
+
+    /// The server binaries it runs.
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
+    /// Stops the server (fast shutdown) and starts it again on the same
+    /// port with the same data, e.g. to test reconnecting clients.
+    pub fn restart(&mut self) -> Result<(), SandboxError> {
+        self.stop_server()?;
+        self.start_server(self.state.port)
+    }
+
+    /// Stops the server but keeps its data; [`Sandbox::restart`] or
+    /// [`Sandbox::start_server`] brings it back.
+    pub fn stop_server(&mut self) -> Result<(), SandboxError> {
+        if let Some(mut child) = self.server.take() {
+            signal(child.id(), libc::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match child
+                    .try_wait()
+                    .map_err(io("waiting for the server to stop"))?
+                {
+                    Some(_) => break,
+                    None if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    None => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the server on `port` (it must be stopped).
+    pub fn start_server(&mut self, port: u16) -> Result<(), SandboxError> {
+        let root = self.state.root.clone();
+        let data = root.join("data");
+        let log_path = root.join("postgres.log");
+        let log = File::create(&log_path).map_err(io("creating the server log"))?;
+        if let Some(u) = self.run_as {
+            user::chown(&log_path, u).map_err(io("handing the log to the postgres user"))?;
+        }
+        let mut cmd = Command::new(self.bindir.join("postgres"));
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-k")
+            .arg(&root);
+        let defaults = [
+            ("listen_addresses", "127.0.0.1"),
+            ("fsync", "off"),
+            ("synchronous_commit", "off"),
+            ("full_page_writes", "off"),
+            ("max_connections", "200"),
+            ("shared_buffers", "64MB"),
+        ];
+        for (k, v) in defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(self.settings.iter().cloned())
+        {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("opening the server log"))?)
+            .stderr(log);
+        user::prepare_child(&mut cmd, self.run_as);
+        let mut child = cmd.spawn().map_err(io(format!(
+            "starting {}",
+            self.bindir.join("postgres").display()
+        )))?;
+        self.state.port = port;
+        self.state.pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().map_err(io("watching the server start"))? {
+                return Err(SandboxError::Start(format!(
+                    "postgres exited with {status}; its log says:\n{}",
+                    log_tail(&root)
+                )));
+            }
+            if is_ready(&data) {
+                self.server = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SandboxError::Start(format!(
+                    "not ready after 60 s; its log says:\n{}",
+                    log_tail(&root)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Lets the server outlive this value and this process (only for a
+    /// sandbox started with `detached`); returns how to find it again.
+    pub fn detach(mut self) -> SandboxState {
+        self.armed = false;
+        self.state.clone()
+    }
+
+    /// Stops the server and removes the directory now, reporting errors
+    /// that `drop` would have to swallow.
+    pub fn stop(mut self) -> Result<(), SandboxError> {
+        self.armed = false;
+        self.cleanup()
+    }
+
+    fn cleanup(&mut self) -> Result<(), SandboxError> {
+        self.stop_server()?;
+        remove_dir(&self.state.root)?;
+        if let Some(mut guardian) = self.guardian.take() {
+            drop(guardian.stdin.take());
+            let _ = guardian.wait();
+        }
+        Ok(())
+    }
+
+    fn initdb(&self) -> Result<(), SandboxError> {
+        let data = self.state.root.join("data");
+        let mut cmd = Command::new(self.bindir.join("initdb"));
+        cmd.arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null());
+        user::prepare_child(&mut cmd, self.run_as);
+        let out = cmd.output().map_err(io(format!(
+            "running {}",
+            self.bindir.join("initdb").display()
+        )))?;
+        if !out.status.success() {
+            return Err(SandboxError::Initdb(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.cleanup();
+        }
+    }
+}
+
+/// A fresh directory under the system temp dir, owned by the server user.
+fn make_root(run_as: Option<RunAs>) -> Result<PathBuf, SandboxError> {
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let name = format!("lull-sandbox-{}-{}-{attempt}", std::process::id(), nanos());
+        let root = base.join(name);
+        match std::fs::create_dir(&root) {
+            Ok(()) => {
+                if let Some(u) = run_as {
+                    user::chown(&root, u)
+                        .map_err(io("handing the sandbox directory to the postgres user"))?;
+                }
+                return Ok(root);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(format!("creating {}", root.display()))(e)),
+        }
+    }
+    Err(SandboxError::Start(
+        "could not create a sandbox directory".into(),
+    ))
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The guardian waits for its stdin to close — which happens when this
+/// process ends in any way — then stops the server and removes the
+/// directory. It ignores terminal signals and lives in its own session so
+/// a Ctrl-C reaches the owner, not it.
+fn spawn_guardian(root: &Path) -> Result<Child, SandboxError> {
+    const SCRIPT: &str = r#"
+trap '' INT TERM HUP QUIT
+cat >/dev/null
+pidfile="$1/data/postmaster.pid"
+if [ -f "$pidfile" ]; then
+  pid=$(head -n 1 "$pidfile")
+  kill -INT "$pid" 2>/dev/null
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL "$pid" 2>/dev/null
+fi
+rm -rf "$1"
+"#;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(SCRIPT)
+        .arg("lull-sandbox-guardian")
+        .arg(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    user::prepare_child(&mut cmd, None);
+    cmd.spawn().map_err(io("starting the sandbox guardian"))
+}
+
+/// `postmaster.pid` line 8 says `ready` once connections are accepted.
+fn is_ready(data: &Path) -> bool {
+    let mut text = String::new();
+    File::open(data.join("postmaster.pid"))
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map(|_| text.lines().nth(7).map(str::trim) == Some("ready"))
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, SandboxError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port())
+}
+
+fn log_tail(root: &Path) -> String {
+    let text = std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn remove_dir(root: &Path) -> Result<(), SandboxError> {
+    match std::fs::remove_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(format!("removing {}", root.display()))(e)),
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Whether a process exists (and is not a zombie we could wait for).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    // A zombie still "exists"; its state in /proc says so.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                .unwrap_or(true)
+        })
+        .unwrap_or(true)
+}
+
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while pid_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
