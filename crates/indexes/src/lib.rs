@@ -1,0 +1,12 @@
+//! Index operations: which indexes the schema declares but the database
+//! lacks, a queue of pending builds, builds `CONCURRENTLY` inside a safe
+//! window under load guards, live progress, verification, and a usage
+//! report (unused, duplicate, INVALID).
+//!
+//! Everything here talks to PostgreSQL except [`definition`], [`expected`],
+//! [`window`] and [`schedule`], which are plain data and parsing.
+
+pub mod definition;
+pub mod sql;
+
+pub use definition::{DefinitionError, IndexDef, KeyPart};
