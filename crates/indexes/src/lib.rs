@@ -7,6 +7,7 @@
 //! [`window`] and [`schedule`], which are plain data and parsing.
 
 pub mod definition;
+pub mod expected;
 pub mod sql;
 
 pub use definition::{DefinitionError, IndexDef, KeyPart};

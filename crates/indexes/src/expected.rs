@@ -1,0 +1,192 @@
+//! The indexes a schema declares, read from SQL: a `pg_dump --schema-only`
+//! file, a Rails `structure.sql`, or migration files in order. Every
+//! `CREATE INDEX` adds an index, a later `DROP INDEX` removes it and
+//! `ALTER INDEX … RENAME TO` renames it, so the result is what the
+//! files leave behind when run top to bottom.
+//!
+//! Indexes that back constraints (`PRIMARY KEY`, `UNIQUE` constraints,
+//! exclusion constraints) are declared with `ALTER TABLE … ADD
+//! CONSTRAINT`; they are not part of this set, and the catalog side leaves
+//! them out too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pg_query::protobuf::node::Node as N;
+use serde::Serialize;
+
+use crate::definition::{dropped_indexes, IndexDef};
+
+/// A problem reading the expected indexes.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectedError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One declared index and where it was declared.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedIndex {
+    /// The definition.
+    pub def: IndexDef,
+    /// `file:line` of the `CREATE INDEX`.
+    pub source: String,
+}
+
+/// Schema-qualified index name, the key of both sides of a comparison.
+pub type IndexKey = (String, String);
+
+/// What the files declare, keyed by (schema, index name).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExpectedSet {
+    /// Declared indexes.
+    pub indexes: BTreeMap<IndexKey, ExpectedIndex>,
+    /// Statements that could not be parsed (`file:line: message`); they
+    /// are skipped, so the user should know.
+    pub warnings: Vec<String>,
+}
+
+impl ExpectedSet {
+    /// Reads `text` (from `source`, used in messages) and applies its
+    /// index statements to the set, in order.
+    pub fn add_sql(&mut self, text: &str, source: &str) {
+        // psql meta-commands (`\restrict` in recent pg_dump output, `\connect`)
+        // are not SQL; blank them and keep line numbers.
+        let text: String = text
+            .split_inclusive('\n')
+            .map(|l| if l.trim_start().starts_with('\\') { "\n" } else { l })
+            .collect();
+        let statements = match pg_query::split_with_scanner(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                self.warnings.push(format!("{source}: {e}"));
+                return;
+            }
+        };
+        for stmt in statements {
+            // The scanner hands out slices of `text`; their address gives the
+            // position, and leading blank lines and comments are skipped.
+            let offset = stmt.as_ptr() as usize - text.as_ptr() as usize;
+            let lead = stmt.len() - stmt.trim_start().len();
+            let at = format!("{source}:{}", line_of(&text, offset + lead));
+            self.apply(stmt, &at);
+        }
+    }
+
+    fn apply(&mut self, stmt: &str, at: &str) {
+        let lower = stmt.trim_start().to_ascii_lowercase();
+        // Only index statements matter; not parsing the rest keeps a big
+        // dump fast and immune to syntax this parser version lacks.
+        let relevant = ["create", "drop", "alter"].iter().any(|k| lower.starts_with(k))
+            && lower.contains("index");
+        if !relevant {
+            return;
+        }
+        let parsed = match pg_query::parse(stmt) {
+            Ok(p) => p,
+            Err(e) => {
+                self.warnings.push(format!("{at}: {e}"));
+                return;
+            }
+        };
+        for raw in &parsed.protobuf.stmts {
+            match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+                Some(N::IndexStmt(index)) => match IndexDef::from_stmt(index, stmt) {
+                    Ok(def) => {
+                        let key = (def.schema_or_public().to_string(), def.name.clone());
+                        self.indexes.insert(key, ExpectedIndex { def, source: at.to_string() });
+                    }
+                    Err(e) => self.warnings.push(format!("{at}: {e}")),
+                },
+                Some(N::DropStmt(drop)) => {
+                    for (schema, name) in dropped_indexes(drop) {
+                        self.indexes.remove(&(schema.unwrap_or_else(|| "public".into()), name));
+                    }
+                }
+                Some(N::RenameStmt(rename))
+                    if rename.rename_type == pg_query::protobuf::ObjectType::ObjectIndex as i32 =>
+                {
+                    let Some(rel) = &rename.relation else { continue };
+                    let schema = if rel.schemaname.is_empty() { "public".to_string() } else { rel.schemaname.clone() };
+                    if let Some(mut found) = self.indexes.remove(&(schema.clone(), rel.relname.clone())) {
+                        found.def.name = rename.newname.clone();
+                        self.indexes.insert((schema, rename.newname.clone()), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads one SQL file.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), ExpectedError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ExpectedError::Read { path: path.to_path_buf(), source })?;
+        self.add_sql(&text, &path.display().to_string());
+        Ok(())
+    }
+
+    /// The schemas the declared indexes live in.
+    pub fn schemas(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.indexes.keys().map(|(schema, _)| schema.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_drops_and_renames_apply_in_order() {
+        let mut set = ExpectedSet::default();
+        set.add_sql(
+            "CREATE INDEX a ON t (x);\nCREATE INDEX b ON t (y);\n\nDROP INDEX CONCURRENTLY IF EXISTS b;\n",
+            "1.sql",
+        );
+        set.add_sql("ALTER INDEX a RENAME TO a2;\ncreate index c on s.t (z);", "2.sql");
+        let keys: Vec<_> = set.indexes.keys().cloned().collect();
+        assert_eq!(keys, vec![("public".into(), "a2".into()), ("s".into(), "c".into())]);
+        assert_eq!(set.indexes[&("public".into(), "a2".into())].def.name, "a2");
+        assert_eq!(set.indexes[&("s".into(), "c".into())].source, "2.sql:2");
+        assert_eq!(set.schemas(), vec!["public".to_string(), "s".to_string()]);
+    }
+
+    #[test]
+    fn reads_pg_dump_output_with_meta_commands() {
+        let dump = "--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET statement_timeout = 0;\n\
+SELECT pg_catalog.set_config('search_path', '', false);\n\
+CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email text\n);\n\
+ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n\
+CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\unrestrict abc\n";
+        let mut set = ExpectedSet::default();
+        set.add_sql(dump, "dump.sql");
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        assert_eq!(set.indexes.len(), 1);
+        let e = &set.indexes[&("public".into(), "users_email".into())];
+        assert!(e.def.unique);
+        assert_eq!(e.source, "dump.sql:13");
+    }
+
+    #[test]
+    fn bad_index_statement_is_a_warning_not_a_silent_skip() {
+        let mut set = ExpectedSet::default();
+        set.add_sql("CREATE INDEX ON t (x);\nCREATE INDEX ok ON t (y);", "m.sql");
+        assert_eq!(set.indexes.len(), 1);
+        assert_eq!(set.warnings.len(), 1);
+        assert!(set.warnings[0].starts_with("m.sql:1:"), "{:?}", set.warnings);
+    }
+}
