@@ -8,6 +8,8 @@
 
 pub mod definition;
 pub mod expected;
+pub mod schedule;
 pub mod sql;
+pub mod window;
 
 pub use definition::{DefinitionError, IndexDef, KeyPart};
