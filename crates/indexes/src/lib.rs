@@ -6,10 +6,15 @@
 //! Everything here talks to PostgreSQL except [`definition`], [`expected`],
 //! [`window`] and [`schedule`], which are plain data and parsing.
 
+pub mod catalog;
+pub mod check;
+pub mod db;
 pub mod definition;
+pub mod error;
 pub mod expected;
 pub mod schedule;
 pub mod sql;
 pub mod window;
 
 pub use definition::{DefinitionError, IndexDef, KeyPart};
+pub use error::{Error, Result};
