@@ -32,7 +32,11 @@ pub struct CatalogIndex {
 
 /// The indexes of ordinary and partitioned tables in `schemas`, or in
 /// every user schema except `exclude_schema` when `schemas` is empty.
-pub async fn indexes(client: &Client, schemas: &[String], exclude_schema: &str) -> Result<Vec<CatalogIndex>> {
+pub async fn indexes(
+    client: &Client,
+    schemas: &[String],
+    exclude_schema: &str,
+) -> Result<Vec<CatalogIndex>> {
     let rows = client
         .query(
             "SELECT n.nspname, c.relname, t.relname, pg_get_indexdef(i.indexrelid), \

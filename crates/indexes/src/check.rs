@@ -83,7 +83,12 @@ impl CheckReport {
 /// Compares `expected` with the catalog. Only schemas that declare
 /// indexes are compared, plus `extra_schemas` (so a database with
 /// extensions in other schemas does not report their indexes).
-pub async fn check(client: &Client, expected: &ExpectedSet, extra_schemas: &[String], lull_schema: &str) -> Result<CheckReport> {
+pub async fn check(
+    client: &Client,
+    expected: &ExpectedSet,
+    extra_schemas: &[String],
+    lull_schema: &str,
+) -> Result<CheckReport> {
     let mut schemas = expected.schemas();
     schemas.extend(extra_schemas.iter().cloned());
     if schemas.is_empty() {
@@ -101,13 +106,18 @@ pub async fn check(client: &Client, expected: &ExpectedSet, extra_schemas: &[Str
 }
 
 fn compare(expected: &ExpectedSet, present: &[CatalogIndex], schemas: Vec<String>) -> CheckReport {
-    let parsed: Vec<(&CatalogIndex, Option<IndexDef>)> =
-        present.iter().map(|i| (i, IndexDef::parse(&i.definition).ok())).collect();
+    let parsed: Vec<(&CatalogIndex, Option<IndexDef>)> = present
+        .iter()
+        .map(|i| (i, IndexDef::parse(&i.definition).ok()))
+        .collect();
     let mut findings = Vec::new();
     let mut matched = vec![false; present.len()];
     let mut missing = Vec::new();
     for ((schema, name), e) in &expected.indexes {
-        let Some(pos) = present.iter().position(|i| &i.schema == schema && &i.name == name) else {
+        let Some(pos) = present
+            .iter()
+            .position(|i| &i.schema == schema && &i.name == name)
+        else {
             missing.push((schema, name, e));
             continue;
         };
@@ -115,7 +125,10 @@ fn compare(expected: &ExpectedSet, present: &[CatalogIndex], schemas: Vec<String
         let (actual, actual_def) = &parsed[pos];
         let details = match actual_def {
             Some(d) => e.def.differences(d),
-            None => vec![format!("cannot parse the catalog definition `{}`", actual.definition)],
+            None => vec![format!(
+                "cannot parse the catalog definition `{}`",
+                actual.definition
+            )],
         };
         let kind = if !actual.valid {
             FindingKind::Invalid
@@ -142,7 +155,9 @@ fn compare(expected: &ExpectedSet, present: &[CatalogIndex], schemas: Vec<String
             !matched[*pos]
                 && i.valid
                 && &i.schema == schema
-                && !expected.indexes.contains_key(&(i.schema.clone(), i.name.clone()))
+                && !expected
+                    .indexes
+                    .contains_key(&(i.schema.clone(), i.name.clone()))
                 && d.as_ref().is_some_and(|d| e.def.differences(d).is_empty())
         });
         let (kind, actual, details) = match twin {
@@ -225,14 +240,33 @@ mod tests {
         );
         let present = vec![
             catalog("ok", "CREATE INDEX ok ON public.t USING btree (a)", true),
-            catalog("broken", "CREATE INDEX broken ON public.t USING btree (c)", false),
-            catalog("changed", "CREATE INDEX changed ON public.t USING btree (d, a)", true),
-            catalog("new_name", "CREATE INDEX new_name ON public.t USING btree (e)", true),
-            catalog("extra", "CREATE INDEX extra ON public.t USING btree (f)", true),
+            catalog(
+                "broken",
+                "CREATE INDEX broken ON public.t USING btree (c)",
+                false,
+            ),
+            catalog(
+                "changed",
+                "CREATE INDEX changed ON public.t USING btree (d, a)",
+                true,
+            ),
+            catalog(
+                "new_name",
+                "CREATE INDEX new_name ON public.t USING btree (e)",
+                true,
+            ),
+            catalog(
+                "extra",
+                "CREATE INDEX extra ON public.t USING btree (f)",
+                true,
+            ),
         ];
         let report = compare(&expected, &present, vec!["public".into()]);
-        let kinds: Vec<(FindingKind, &str)> =
-            report.findings.iter().map(|f| (f.kind, f.name.as_str())).collect();
+        let kinds: Vec<(FindingKind, &str)> = report
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.name.as_str()))
+            .collect();
         assert_eq!(
             kinds,
             vec![

@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 pub async fn connect(url: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|source| Error::Connect { url: lull_config::redact_url(url), source })?;
+        .map_err(|source| Error::Connect {
+            url: lull_config::redact_url(url),
+            source,
+        })?;
     tokio::spawn(async move {
         // The error, if any, surfaces on the next query of the client.
         let _ = connection.await;

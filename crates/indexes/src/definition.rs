@@ -99,7 +99,10 @@ impl IndexDef {
     }
 
     /// Builds the definition from a parsed statement; `sql` is its text.
-    pub(crate) fn from_stmt(stmt: &protobuf::IndexStmt, sql: &str) -> Result<IndexDef, DefinitionError> {
+    pub(crate) fn from_stmt(
+        stmt: &protobuf::IndexStmt,
+        sql: &str,
+    ) -> Result<IndexDef, DefinitionError> {
         let sql = sql.trim().trim_end_matches(';').trim().to_string();
         if stmt.idxname.is_empty() {
             return Err(DefinitionError::Unnamed(sql));
@@ -170,11 +173,18 @@ impl IndexDef {
             out.push(format!(
                 "uniqueness: expected {}, found {}",
                 if self.unique { "UNIQUE" } else { "not unique" },
-                if actual.unique { "UNIQUE" } else { "not unique" }
+                if actual.unique {
+                    "UNIQUE"
+                } else {
+                    "not unique"
+                }
             ));
         }
         if self.method != actual.method {
-            out.push(format!("method: expected {}, found {}", self.method, actual.method));
+            out.push(format!(
+                "method: expected {}, found {}",
+                self.method, actual.method
+            ));
         }
         let same_keys = self.keys.len() == actual.keys.len()
             && self.keys.iter().zip(&actual.keys).all(|(a, b)| {
@@ -234,10 +244,13 @@ impl IndexDef {
                 stmt.if_not_exists = false;
             }
         }
-        parsed.protobuf.deparse().map_err(|e| DefinitionError::Parse {
-            sql: self.sql.clone(),
-            message: e.to_string(),
-        })
+        parsed
+            .protobuf
+            .deparse()
+            .map_err(|e| DefinitionError::Parse {
+                sql: self.sql.clone(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -255,7 +268,11 @@ fn keys_sql(keys: &[KeyPart]) -> String {
                 s.push_str(" DESC");
             }
             if k.nulls_first != k.descending {
-                s.push_str(if k.nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+                s.push_str(if k.nulls_first {
+                    " NULLS FIRST"
+                } else {
+                    " NULLS LAST"
+                });
             }
             s
         })
@@ -276,8 +293,12 @@ fn key_part(e: &protobuf::IndexElem) -> KeyPart {
     };
     KeyPart {
         sql,
-        opclass: names(&e.opclass).filter(|n| !n.is_empty()).map(|n| strip_catalog(&n)),
-        collation: names(&e.collation).filter(|n| !n.is_empty()).map(|n| strip_catalog(&n)),
+        opclass: names(&e.opclass)
+            .filter(|n| !n.is_empty())
+            .map(|n| strip_catalog(&n)),
+        collation: names(&e.collation)
+            .filter(|n| !n.is_empty())
+            .map(|n| strip_catalog(&n)),
         descending,
         nulls_first,
         norm,
@@ -309,7 +330,9 @@ fn strip_catalog(name: &str) -> String {
 fn expr_sql(expr: &Node) -> String {
     let rendered = pg_query::parse("SELECT 1").ok().and_then(|mut template| {
         let raw = template.protobuf.stmts.first_mut()?;
-        let Some(N::SelectStmt(select)) = raw.stmt.as_mut()?.node.as_mut() else { return None };
+        let Some(N::SelectStmt(select)) = raw.stmt.as_mut()?.node.as_mut() else {
+            return None;
+        };
         let Some(N::ResTarget(target)) = select.target_list.first_mut()?.node.as_mut() else {
             return None;
         };
@@ -338,7 +361,9 @@ fn normalize_value(v: &mut serde_json::Value) {
     // Unwrap casts first: they are replaced by their argument, which is
     // then normalized in turn.
     loop {
-        let Some(cast) = v.pointer("/node/TypeCast") else { break };
+        let Some(cast) = v.pointer("/node/TypeCast") else {
+            break;
+        };
         let arg = cast.get("arg").cloned().unwrap_or(Value::Null);
         let arg_is_literal = arg.pointer("/node/AConst").is_some();
         let type_name = cast
@@ -358,7 +383,10 @@ fn normalize_value(v: &mut serde_json::Value) {
         Value::Object(map) => {
             map.remove("location");
             if let Some(Value::Array(names)) = map.get_mut("funcname") {
-                let first = names.first().and_then(|n| n.pointer("/node/String/sval")).and_then(Value::as_str);
+                let first = names
+                    .first()
+                    .and_then(|n| n.pointer("/node/String/sval"))
+                    .and_then(Value::as_str);
                 if names.len() > 1 && matches!(first, Some("pg_catalog") | Some("public")) {
                     names.remove(0);
                 }
@@ -441,13 +469,28 @@ mod tests {
             ("CREATE INDEX i ON t (a, c) WHERE x > 1", "key"),
             ("CREATE INDEX i ON t (b, a) WHERE x > 1", "key"),
             ("CREATE INDEX i ON t (a DESC, b) WHERE x > 1", "key"),
-            ("CREATE INDEX i ON t (a text_pattern_ops, b) WHERE x > 1", "key"),
-            ("CREATE INDEX i ON t (a COLLATE \"C\", b) WHERE x > 1", "key"),
-            ("CREATE INDEX i ON t USING hash (a, b) WHERE x > 1", "method"),
-            ("CREATE UNIQUE INDEX i ON t (a, b) WHERE x > 1", "uniqueness"),
+            (
+                "CREATE INDEX i ON t (a text_pattern_ops, b) WHERE x > 1",
+                "key",
+            ),
+            (
+                "CREATE INDEX i ON t (a COLLATE \"C\", b) WHERE x > 1",
+                "key",
+            ),
+            (
+                "CREATE INDEX i ON t USING hash (a, b) WHERE x > 1",
+                "method",
+            ),
+            (
+                "CREATE UNIQUE INDEX i ON t (a, b) WHERE x > 1",
+                "uniqueness",
+            ),
             ("CREATE INDEX i ON t (a, b) WHERE x > 2", "predicate"),
             ("CREATE INDEX i ON t (a, b)", "predicate"),
-            ("CREATE INDEX i ON t (a, b) INCLUDE (c) WHERE x > 1", "INCLUDE"),
+            (
+                "CREATE INDEX i ON t (a, b) INCLUDE (c) WHERE x > 1",
+                "INCLUDE",
+            ),
             ("CREATE INDEX i ON other.t (a, b) WHERE x > 1", "table"),
         ];
         for (sql, what) in cases {
@@ -459,16 +502,30 @@ mod tests {
 
     #[test]
     fn renders_concurrently_without_if_not_exists() {
-        let sql = def("create index if not exists \"Odd Name\" on s.t (a) where b").concurrent_sql().unwrap();
-        assert!(sql.starts_with("CREATE INDEX CONCURRENTLY \"Odd Name\" ON s.t"), "{sql}");
+        let sql = def("create index if not exists \"Odd Name\" on s.t (a) where b")
+            .concurrent_sql()
+            .unwrap();
+        assert!(
+            sql.starts_with("CREATE INDEX CONCURRENTLY \"Odd Name\" ON s.t"),
+            "{sql}"
+        );
         assert!(!sql.contains("IF NOT EXISTS"), "{sql}");
     }
 
     #[test]
     fn refuses_other_statements_and_unnamed_indexes() {
-        assert!(matches!(IndexDef::parse("select 1"), Err(DefinitionError::NotCreateIndex(_))));
-        assert!(matches!(IndexDef::parse("create index on t (a)"), Err(DefinitionError::Unnamed(_))));
-        assert!(matches!(IndexDef::parse("create index i on"), Err(DefinitionError::Parse { .. })));
+        assert!(matches!(
+            IndexDef::parse("select 1"),
+            Err(DefinitionError::NotCreateIndex(_))
+        ));
+        assert!(matches!(
+            IndexDef::parse("create index on t (a)"),
+            Err(DefinitionError::Unnamed(_))
+        ));
+        assert!(matches!(
+            IndexDef::parse("create index i on"),
+            Err(DefinitionError::Parse { .. })
+        ));
     }
 
     #[test]
@@ -478,6 +535,9 @@ mod tests {
         assert_eq!(d.keys[1].sql, "a + 1");
         assert_eq!(d.predicate.as_deref(), Some("deleted_at IS NULL"));
         assert_eq!(d.key_columns(), vec![None, None]);
-        assert_eq!(def("CREATE INDEX i ON t (a, \"B\")").key_columns(), vec![Some("a".into()), Some("B".into())]);
+        assert_eq!(
+            def("CREATE INDEX i ON t (a, \"B\")").key_columns(),
+            vec![Some("a".into()), Some("B".into())]
+        );
     }
 }

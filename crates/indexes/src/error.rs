@@ -69,7 +69,10 @@ pub(crate) trait QueryContext<T> {
 
 impl<T> QueryContext<T> for Result<T, tokio_postgres::Error> {
     fn during(self, what: &str) -> Result<T, Error> {
-        self.map_err(|source| Error::Query { what: what.to_string(), source })
+        self.map_err(|source| Error::Query {
+            what: what.to_string(),
+            source,
+        })
     }
 }
 

@@ -60,7 +60,13 @@ impl ExpectedSet {
         // are not SQL; blank them and keep line numbers.
         let text: String = text
             .split_inclusive('\n')
-            .map(|l| if l.trim_start().starts_with('\\') { "\n" } else { l })
+            .map(|l| {
+                if l.trim_start().starts_with('\\') {
+                    "\n"
+                } else {
+                    l
+                }
+            })
             .collect();
         let statements = match pg_query::split_with_scanner(&text) {
             Ok(s) => s,
@@ -83,7 +89,9 @@ impl ExpectedSet {
         let lower = stmt.trim_start().to_ascii_lowercase();
         // Only index statements matter; not parsing the rest keeps a big
         // dump fast and immune to syntax this parser version lacks.
-        let relevant = ["create", "drop", "alter"].iter().any(|k| lower.starts_with(k))
+        let relevant = ["create", "drop", "alter"]
+            .iter()
+            .any(|k| lower.starts_with(k))
             && lower.contains("index");
         if !relevant {
             return;
@@ -100,21 +108,36 @@ impl ExpectedSet {
                 Some(N::IndexStmt(index)) => match IndexDef::from_stmt(index, stmt) {
                     Ok(def) => {
                         let key = (def.schema_or_public().to_string(), def.name.clone());
-                        self.indexes.insert(key, ExpectedIndex { def, source: at.to_string() });
+                        self.indexes.insert(
+                            key,
+                            ExpectedIndex {
+                                def,
+                                source: at.to_string(),
+                            },
+                        );
                     }
                     Err(e) => self.warnings.push(format!("{at}: {e}")),
                 },
                 Some(N::DropStmt(drop)) => {
                     for (schema, name) in dropped_indexes(drop) {
-                        self.indexes.remove(&(schema.unwrap_or_else(|| "public".into()), name));
+                        self.indexes
+                            .remove(&(schema.unwrap_or_else(|| "public".into()), name));
                     }
                 }
                 Some(N::RenameStmt(rename))
                     if rename.rename_type == pg_query::protobuf::ObjectType::ObjectIndex as i32 =>
                 {
-                    let Some(rel) = &rename.relation else { continue };
-                    let schema = if rel.schemaname.is_empty() { "public".to_string() } else { rel.schemaname.clone() };
-                    if let Some(mut found) = self.indexes.remove(&(schema.clone(), rel.relname.clone())) {
+                    let Some(rel) = &rename.relation else {
+                        continue;
+                    };
+                    let schema = if rel.schemaname.is_empty() {
+                        "public".to_string()
+                    } else {
+                        rel.schemaname.clone()
+                    };
+                    if let Some(mut found) =
+                        self.indexes.remove(&(schema.clone(), rel.relname.clone()))
+                    {
                         found.def.name = rename.newname.clone();
                         self.indexes.insert((schema, rename.newname.clone()), found);
                     }
@@ -126,15 +149,21 @@ impl ExpectedSet {
 
     /// Reads one SQL file.
     pub fn add_file(&mut self, path: &Path) -> Result<(), ExpectedError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ExpectedError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ExpectedError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.add_sql(&text, &path.display().to_string());
         Ok(())
     }
 
     /// The schemas the declared indexes live in.
     pub fn schemas(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.indexes.keys().map(|(schema, _)| schema.clone()).collect();
+        let mut s: Vec<String> = self
+            .indexes
+            .keys()
+            .map(|(schema, _)| schema.clone())
+            .collect();
         s.sort();
         s.dedup();
         s
@@ -157,9 +186,15 @@ mod tests {
             "CREATE INDEX a ON t (x);\nCREATE INDEX b ON t (y);\n\nDROP INDEX CONCURRENTLY IF EXISTS b;\n",
             "1.sql",
         );
-        set.add_sql("ALTER INDEX a RENAME TO a2;\ncreate index c on s.t (z);", "2.sql");
+        set.add_sql(
+            "ALTER INDEX a RENAME TO a2;\ncreate index c on s.t (z);",
+            "2.sql",
+        );
         let keys: Vec<_> = set.indexes.keys().cloned().collect();
-        assert_eq!(keys, vec![("public".into(), "a2".into()), ("s".into(), "c".into())]);
+        assert_eq!(
+            keys,
+            vec![("public".into(), "a2".into()), ("s".into(), "c".into())]
+        );
         assert_eq!(set.indexes[&("public".into(), "a2".into())].def.name, "a2");
         assert_eq!(set.indexes[&("s".into(), "c".into())].source, "2.sql:2");
         assert_eq!(set.schemas(), vec!["public".to_string(), "s".to_string()]);
@@ -167,7 +202,8 @@ mod tests {
 
     #[test]
     fn reads_pg_dump_output_with_meta_commands() {
-        let dump = "--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET statement_timeout = 0;\n\
+        let dump =
+            "--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET statement_timeout = 0;\n\
 SELECT pg_catalog.set_config('search_path', '', false);\n\
 CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email text\n);\n\
 ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n\
@@ -187,6 +223,10 @@ CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\u
         set.add_sql("CREATE INDEX ON t (x);\nCREATE INDEX ok ON t (y);", "m.sql");
         assert_eq!(set.indexes.len(), 1);
         assert_eq!(set.warnings.len(), 1);
-        assert!(set.warnings[0].starts_with("m.sql:1:"), "{:?}", set.warnings);
+        assert!(
+            set.warnings[0].starts_with("m.sql:1:"),
+            "{:?}",
+            set.warnings
+        );
     }
 }

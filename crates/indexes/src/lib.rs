@@ -6,12 +6,21 @@
 //! Everything here talks to PostgreSQL except [`definition`], [`expected`],
 //! [`window`] and [`schedule`], which are plain data and parsing.
 
+pub mod build;
+pub mod cancel;
 pub mod catalog;
 pub mod check;
+pub mod daemon;
 pub mod db;
 pub mod definition;
 pub mod error;
+pub mod estimate;
 pub mod expected;
+pub mod guards;
+pub mod pass;
+pub mod progress;
+pub mod queue;
+pub mod report;
 pub mod schedule;
 pub mod sql;
 pub mod window;

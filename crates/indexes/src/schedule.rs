@@ -30,15 +30,28 @@ impl Schedule {
     pub fn parse(spec: &str, tz: Tz) -> Result<Schedule, ScheduleError> {
         let fields = spec.split_whitespace().count();
         // The cron crate wants seconds first; classic cron has none.
-        let full = if fields == 5 { format!("0 {spec}") } else { spec.to_string() };
-        let inner = cron::Schedule::from_str(&full)
-            .map_err(|e| ScheduleError { spec: spec.to_string(), message: e.to_string() })?;
-        Ok(Schedule { inner, tz, spec: spec.trim().to_string() })
+        let full = if fields == 5 {
+            format!("0 {spec}")
+        } else {
+            spec.to_string()
+        };
+        let inner = cron::Schedule::from_str(&full).map_err(|e| ScheduleError {
+            spec: spec.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Schedule {
+            inner,
+            tz,
+            spec: spec.trim().to_string(),
+        })
     }
 
     /// The first tick strictly after `now`, if the expression has one.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.inner.after(&now.with_timezone(&self.tz)).next().map(|t| t.with_timezone(&Utc))
+        self.inner
+            .after(&now.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -59,13 +72,19 @@ mod tests {
     #[test]
     fn five_field_cron_in_a_time_zone() {
         let s = Schedule::parse("30 2 * * *", "Europe/Berlin".parse().unwrap()).unwrap();
-        assert_eq!(s.next_after(at("2026-01-10T12:00:00Z")), Some(at("2026-01-11T01:30:00Z")));
+        assert_eq!(
+            s.next_after(at("2026-01-10T12:00:00Z")),
+            Some(at("2026-01-11T01:30:00Z"))
+        );
     }
 
     #[test]
     fn seconds_field_for_short_intervals() {
         let s = Schedule::parse("*/5 * * * * *", Tz::UTC).unwrap();
-        assert_eq!(s.next_after(at("2026-01-10T12:00:01Z")), Some(at("2026-01-10T12:00:05Z")));
+        assert_eq!(
+            s.next_after(at("2026-01-10T12:00:01Z")),
+            Some(at("2026-01-10T12:00:05Z"))
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! day it opens. Seconds are allowed (`14:03:10-14:03:20`) so tests and
 //! demos can use windows of seconds.
 
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -54,7 +56,11 @@ pub enum WindowState {
 impl Window {
     /// Parses a window such as `02:00-05:00` with an optional IANA time zone
     /// (default UTC) and optional days of week (default every day).
-    pub fn parse(spec: &str, timezone: Option<&str>, days: Option<&[String]>) -> Result<Window, WindowError> {
+    pub fn parse(
+        spec: &str,
+        timezone: Option<&str>,
+        days: Option<&[String]>,
+    ) -> Result<Window, WindowError> {
         let bad = || WindowError::Spec(spec.to_string());
         let (a, b) = spec.split_once('-').ok_or_else(bad)?;
         let time = |s: &str| {
@@ -65,16 +71,28 @@ impl Window {
         };
         let tz = match timezone {
             None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| WindowError::TimeZone(name.to_string()))?,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| WindowError::TimeZone(name.to_string()))?,
         };
         let days = days
             .map(|list| {
                 list.iter()
-                    .map(|d| d.trim().parse::<Weekday>().map_err(|_| WindowError::Day(d.clone())))
+                    .map(|d| {
+                        d.trim()
+                            .parse::<Weekday>()
+                            .map_err(|_| WindowError::Day(d.clone()))
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        Ok(Window { start: time(a)?, end: time(b)?, tz, days, spec: spec.trim().to_string() })
+        Ok(Window {
+            start: time(a)?,
+            end: time(b)?,
+            tz,
+            days,
+            spec: spec.trim().to_string(),
+        })
     }
 
     /// Whether `now` is inside the window, and until or from when.
@@ -95,7 +113,9 @@ impl Window {
             day = day.succ_opt().unwrap_or(day);
         }
         // Only reachable with an empty day list: never open.
-        WindowState::Closed { opens_at: DateTime::<Utc>::MAX_UTC }
+        WindowState::Closed {
+            opens_at: DateTime::<Utc>::MAX_UTC,
+        }
     }
 
     /// True when `now` is inside the window.
@@ -113,7 +133,11 @@ impl Window {
     /// Start and end instants of the window that opens on local `day`.
     fn bounds(&self, day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
         let start = self.local(day, self.start);
-        let end_day = if self.end > self.start { day } else { day.succ_opt().unwrap_or(day) };
+        let end_day = if self.end > self.start {
+            day
+        } else {
+            day.succ_opt().unwrap_or(day)
+        };
         (start, self.local(end_day, self.end))
     }
 
@@ -154,9 +178,24 @@ mod tests {
     #[test]
     fn plain_window_in_utc() {
         let w = Window::parse("02:00-05:00", None, None).unwrap();
-        assert_eq!(w.state(at("2026-03-02T03:00:00Z")), WindowState::Open { closes_at: at("2026-03-02T05:00:00Z") });
-        assert_eq!(w.state(at("2026-03-02T05:00:00Z")), WindowState::Closed { opens_at: at("2026-03-03T02:00:00Z") });
-        assert_eq!(w.state(at("2026-03-02T01:59:59Z")), WindowState::Closed { opens_at: at("2026-03-02T02:00:00Z") });
+        assert_eq!(
+            w.state(at("2026-03-02T03:00:00Z")),
+            WindowState::Open {
+                closes_at: at("2026-03-02T05:00:00Z")
+            }
+        );
+        assert_eq!(
+            w.state(at("2026-03-02T05:00:00Z")),
+            WindowState::Closed {
+                opens_at: at("2026-03-03T02:00:00Z")
+            }
+        );
+        assert_eq!(
+            w.state(at("2026-03-02T01:59:59Z")),
+            WindowState::Closed {
+                opens_at: at("2026-03-02T02:00:00Z")
+            }
+        );
     }
 
     #[test]
@@ -165,7 +204,12 @@ mod tests {
         // 2026-03-06 is a Friday: open from Friday 22:00 to Saturday 04:00.
         assert!(w.is_open(at("2026-03-07T03:00:00Z")));
         assert!(!w.is_open(at("2026-03-08T03:00:00Z")));
-        assert_eq!(w.state(at("2026-03-07T05:00:00Z")), WindowState::Closed { opens_at: at("2026-03-13T22:00:00Z") });
+        assert_eq!(
+            w.state(at("2026-03-07T05:00:00Z")),
+            WindowState::Closed {
+                opens_at: at("2026-03-13T22:00:00Z")
+            }
+        );
     }
 
     #[test]
@@ -177,7 +221,12 @@ mod tests {
         assert!(w.is_open(at("2026-07-10T01:30:00Z")));
         assert!(!w.is_open(at("2026-07-10T03:30:00Z")));
         // 2026-03-29: 02:00 local does not exist; the window opens at 03:00 local (01:00 UTC).
-        assert_eq!(w.state(at("2026-03-29T00:30:00Z")), WindowState::Closed { opens_at: at("2026-03-29T01:00:00Z") });
+        assert_eq!(
+            w.state(at("2026-03-29T00:30:00Z")),
+            WindowState::Closed {
+                opens_at: at("2026-03-29T01:00:00Z")
+            }
+        );
     }
 
     #[test]
@@ -190,10 +239,24 @@ mod tests {
 
     #[test]
     fn bad_values_say_what_to_write() {
-        assert!(Window::parse("2am-5am", None, None).unwrap_err().to_string().contains("HH:MM-HH:MM"));
-        assert!(matches!(Window::parse("02:00-05:00", Some("Mars/Base"), None), Err(WindowError::TimeZone(_))));
-        assert!(matches!(Window::parse("02:00-05:00", None, Some(&["funday".into()])), Err(WindowError::Day(_))));
-        let w = Window::parse("02:00-05:00", Some("Europe/Berlin"), Some(&["sat".into(), "sun".into()])).unwrap();
+        assert!(Window::parse("2am-5am", None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("HH:MM-HH:MM"));
+        assert!(matches!(
+            Window::parse("02:00-05:00", Some("Mars/Base"), None),
+            Err(WindowError::TimeZone(_))
+        ));
+        assert!(matches!(
+            Window::parse("02:00-05:00", None, Some(&["funday".into()])),
+            Err(WindowError::Day(_))
+        ));
+        let w = Window::parse(
+            "02:00-05:00",
+            Some("Europe/Berlin"),
+            Some(&["sat".into(), "sun".into()]),
+        )
+        .unwrap();
         assert_eq!(w.to_string(), "02:00-05:00 Europe/Berlin (sat, sun)");
     }
 }
