@@ -28,6 +28,14 @@ pub enum ExpectedError {
         /// Why.
         source: std::io::Error,
     },
+    /// A migration directory could not be read.
+    #[error("cannot read migrations in {path}: {message}")]
+    Migrations {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 /// One declared index and where it was declared.
@@ -56,6 +64,12 @@ impl ExpectedSet {
     /// Reads `text` (from `source`, used in messages) and applies its
     /// index statements to the set, in order.
     pub fn add_sql(&mut self, text: &str, source: &str) {
+        self.add_sql_at(text, source, 0);
+    }
+
+    /// Like [`ExpectedSet::add_sql`] for text that starts `line_offset`
+    /// lines into its file (one section of a dbmate file, say).
+    pub fn add_sql_at(&mut self, text: &str, source: &str, line_offset: usize) {
         // psql meta-commands (`\restrict` in recent pg_dump output, `\connect`)
         // are not SQL; blank them and keep line numbers.
         let text: String = text
@@ -80,7 +94,7 @@ impl ExpectedSet {
             // position, and leading blank lines and comments are skipped.
             let offset = stmt.as_ptr() as usize - text.as_ptr() as usize;
             let lead = stmt.len() - stmt.trim_start().len();
-            let at = format!("{source}:{}", line_of(&text, offset + lead));
+            let at = format!("{source}:{}", line_of(&text, offset + lead) + line_offset);
             self.apply(stmt, &at);
         }
     }
@@ -147,8 +161,22 @@ impl ExpectedSet {
         }
     }
 
-    /// Reads one SQL file.
-    pub fn add_file(&mut self, path: &Path) -> Result<(), ExpectedError> {
+    /// Reads one SQL file, or every migration of a directory (in any
+    /// layout `lull_migrations` knows) in order, up parts only.
+    pub fn add_path(&mut self, path: &Path) -> Result<(), ExpectedError> {
+        if path.is_dir() {
+            let migrations =
+                lull_migrations::discover(path).map_err(|e| ExpectedError::Migrations {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            for m in migrations {
+                if let Some(up) = &m.up {
+                    self.add_sql_at(&up.sql, &up.path.display().to_string(), up.line_offset);
+                }
+            }
+            return Ok(());
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ExpectedError::Read {
             path: path.to_path_buf(),
             source,
@@ -215,6 +243,18 @@ CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\u
         let e = &set.indexes[&("public".into(), "users_email".into())];
         assert!(e.def.unique);
         assert_eq!(e.source, "dump.sql:13");
+    }
+
+    #[test]
+    fn migration_directory_in_order_with_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("20240101000000_users.sql"), "CREATE TABLE users (id int, email text);\nCREATE INDEX users_email ON users (email);\n").unwrap();
+        std::fs::write(dir.path().join("20240102000000_more.sql"), "CREATE INDEX users_id ON users (id);\nDROP INDEX users_email;\n").unwrap();
+        let mut set = ExpectedSet::default();
+        set.add_path(dir.path()).unwrap();
+        let names: Vec<_> = set.indexes.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, vec!["users_id"]);
+        assert!(set.indexes[&("public".into(), "users_id".into())].source.ends_with("20240102000000_more.sql:1"));
     }
 
     #[test]
