@@ -210,6 +210,10 @@ section! {
         pub check_interval: Option<Duration>,
         /// Cron expression for `lull daemon`, e.g. "30 2 * * *".
         pub schedule: Option<String>,
+        /// Warn when an index estimate exceeds this share of the free space
+        /// given with `--free-space` (default 0.5) or of the table size
+        /// (default 1.0).
+        pub size_warning_share: Option<f64>,
     }
 }
 
