@@ -25,7 +25,7 @@ use crate::definition::IndexDef;
 use crate::error::{db_message, QueryContext, Result};
 use crate::guards::{GuardContext, Guards, Trip};
 use crate::progress::{self, BuildProgress, PhaseClock};
-use crate::sql::quote_literal;
+use lull_analyzer::sql::quote_literal;
 
 /// How long dropping an INVALID leftover may wait for locks before it is
 /// left for the next try (which drops it first).

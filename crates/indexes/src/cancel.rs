@@ -10,7 +10,7 @@ use crate::build::drop_index_concurrently;
 use crate::error::{Error, QueryContext, Result};
 use crate::progress;
 use crate::queue::Queue;
-use crate::sql::quote_qualified;
+use lull_analyzer::sql::quote_qualified;
 
 /// How long to wait for a cancelled build to stop.
 const WAIT_FOR_STOP: Duration = Duration::from_secs(30);
@@ -88,7 +88,7 @@ pub async fn cancel(client: &Client, queue: &Queue, target: &str) -> Result<Canc
         return Err(Error::NoSuchBuild(target.to_string()));
     }
     for row in leftovers {
-        let qualified = quote_qualified(row.get::<_, &str>(0), &name);
+        let qualified = quote_qualified(Some(row.get::<_, &str>(0)), &name);
         if drop_index_concurrently(client, &qualified).await? {
             report.dropped.push(qualified);
         } else {

@@ -15,7 +15,7 @@
 use pg_query::protobuf::{self, node::Node as N, Node};
 use serde::Serialize;
 
-use crate::sql::{quote_ident, quote_qualified};
+use lull_analyzer::sql::{quote_ident, quote_qualified};
 
 /// A parse problem in an index definition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,12 +150,12 @@ impl IndexDef {
 
     /// `schema.table`, quoted for SQL.
     pub fn qualified_table(&self) -> String {
-        quote_qualified(self.schema_or_public(), &self.table)
+        quote_qualified(Some(self.schema_or_public()), &self.table)
     }
 
     /// `schema.name` of the index, quoted for SQL.
     pub fn qualified_name(&self) -> String {
-        quote_qualified(self.schema_or_public(), &self.name)
+        quote_qualified(Some(self.schema_or_public()), &self.name)
     }
 
     /// What differs between this (expected) definition and `actual`, in

@@ -22,7 +22,6 @@ pub mod progress;
 pub mod queue;
 pub mod report;
 pub mod schedule;
-pub mod sql;
 pub mod window;
 
 pub use definition::{DefinitionError, IndexDef, KeyPart};

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 
 use crate::definition::IndexDef;
 use crate::error::{QueryContext, Result};
-use crate::sql::{quote_ident, quote_qualified};
+use lull_analyzer::sql::{quote_ident, quote_qualified};
 
 /// One row of the queue.
 #[derive(Debug, Clone, Serialize)]
@@ -47,7 +47,7 @@ impl Queue {
     /// The queue kept in `schema` (lull's own schema, `lull` by default).
     pub fn new(schema: &str) -> Queue {
         Queue {
-            table: quote_qualified(schema, "pending_indexes"),
+            table: quote_qualified(Some(schema), "pending_indexes"),
             schema: schema.to_string(),
         }
     }

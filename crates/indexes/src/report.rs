@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::error::{QueryContext, Result};
-use crate::sql::quote_qualified;
+use lull_analyzer::sql::quote_qualified;
 
 /// One index and its usage.
 #[derive(Debug, Clone, Serialize)]
@@ -179,7 +179,7 @@ pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport
 }
 
 fn qualified(i: &IndexUsage) -> String {
-    quote_qualified(&i.schema, &i.name)
+    quote_qualified(Some(&i.schema), &i.name)
 }
 
 fn drop_sql(i: &IndexUsage) -> String {
