@@ -39,6 +39,10 @@ enum Command {
     Sandbox(cmd::sandbox::Args),
     /// Show the configuration lull would run with (file, env, defaults).
     Config(cmd::config::Args),
+    /// Check, queue, build (in a safe window), monitor and report indexes.
+    Indexes(cmd::indexes::Args),
+    /// Build pending indexes on a cron schedule until SIGTERM.
+    Daemon(cmd::daemon::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sandbox(args) => cmd::sandbox::run(&cli.global, args),
         Command::Config(args) => cmd::config::run(&cli.global, args),
+        Command::Indexes(args) => cmd::indexes::run(&cli.global, args),
+        Command::Daemon(args) => cmd::daemon::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,
