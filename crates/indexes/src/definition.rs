@@ -360,10 +360,7 @@ fn normalize_value(v: &mut serde_json::Value) {
     use serde_json::Value;
     // Unwrap casts first: they are replaced by their argument, which is
     // then normalized in turn.
-    loop {
-        let Some(cast) = v.pointer("/node/TypeCast") else {
-            break;
-        };
+    while let Some(cast) = v.pointer("/node/TypeCast") {
         let arg = cast.get("arg").cloned().unwrap_or(Value::Null);
         let arg_is_literal = arg.pointer("/node/AConst").is_some();
         let type_name = cast

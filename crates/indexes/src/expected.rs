@@ -249,12 +249,18 @@ CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\u
     fn migration_directory_in_order_with_drops() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("20240101000000_users.sql"), "CREATE TABLE users (id int, email text);\nCREATE INDEX users_email ON users (email);\n").unwrap();
-        std::fs::write(dir.path().join("20240102000000_more.sql"), "CREATE INDEX users_id ON users (id);\nDROP INDEX users_email;\n").unwrap();
+        std::fs::write(
+            dir.path().join("20240102000000_more.sql"),
+            "CREATE INDEX users_id ON users (id);\nDROP INDEX users_email;\n",
+        )
+        .unwrap();
         let mut set = ExpectedSet::default();
         set.add_path(dir.path()).unwrap();
         let names: Vec<_> = set.indexes.keys().map(|(_, n)| n.as_str()).collect();
         assert_eq!(names, vec!["users_id"]);
-        assert!(set.indexes[&("public".into(), "users_id".into())].source.ends_with("20240102000000_more.sql:1"));
+        assert!(set.indexes[&("public".into(), "users_id".into())]
+            .source
+            .ends_with("20240102000000_more.sql:1"));
     }
 
     #[test]

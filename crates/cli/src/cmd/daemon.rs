@@ -9,7 +9,9 @@ use lull_indexes::pass::PassOptions;
 use lull_indexes::queue::Queue;
 use lull_indexes::schedule::Schedule;
 
-use crate::cmd::indexes::{guards, lib_error, print_pass_event, runtime, stop_on_signals, ProgressView};
+use crate::cmd::indexes::{
+    guards, lib_error, print_pass_event, runtime, stop_on_signals, ProgressView,
+};
 use crate::context::GlobalArgs;
 use crate::error::{CliError, CliResult};
 
@@ -42,10 +44,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let config = global.config()?;
     let url = global.database_url(&config)?;
     let guards = guards(&config)?;
-    let spec = args.schedule.or_else(|| config.settings.indexes.schedule.clone()).ok_or_else(|| {
-        CliError::new("no schedule for the daemon")
-            .hint("set `schedule = \"30 2 * * *\"` in [indexes] of lull.toml, or pass --schedule")
-    })?;
+    let spec = args
+        .schedule
+        .or_else(|| config.settings.indexes.schedule.clone())
+        .ok_or_else(|| {
+            CliError::new("no schedule for the daemon").hint(
+                "set `schedule = \"30 2 * * *\"` in [indexes] of lull.toml, or pass --schedule",
+            )
+        })?;
     let tz = config
         .settings
         .indexes
@@ -53,7 +59,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         .as_deref()
         .unwrap_or("UTC")
         .parse()
-        .map_err(|_| CliError::new("[indexes] timezone is not a known IANA time zone").hint("e.g. UTC or Europe/Berlin"))?;
+        .map_err(|_| {
+            CliError::new("[indexes] timezone is not a known IANA time zone")
+                .hint("e.g. UTC or Europe/Berlin")
+        })?;
     let schedule = Schedule::parse(&spec, tz).map_err(|e| lib_error(e.into()))?;
     let policy = config.policies().index;
     let queue = Queue::new(config.schema());
@@ -66,20 +75,33 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             policy: &policy,
             guards: &guards,
             schedule: &schedule,
-            pass: PassOptions { size_share: config.settings.indexes.size_warning_share, ..Default::default() },
+            pass: PassOptions {
+                size_share: config.settings.indexes.size_warning_share,
+                ..Default::default()
+            },
         };
         println!(
             "lull daemon: passes at {schedule} on {}{}",
             lull_config::redact_url(&url),
-            guards.window.as_ref().map(|w| format!(", window {w}")).unwrap_or_default()
+            guards
+                .window
+                .as_ref()
+                .map(|w| format!(", window {w}"))
+                .unwrap_or_default()
         );
         let mut view = ProgressView::new();
         daemon
             .run(stop, &mut |event| match event {
-                DaemonEvent::Waiting { next } => println!("next pass at {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
+                DaemonEvent::Waiting { next } => {
+                    println!("next pass at {}", next.format("%Y-%m-%d %H:%M:%S UTC"))
+                }
                 DaemonEvent::Pass(e) => print_pass_event(&mut view, e),
-                DaemonEvent::PassDone(decisions) => println!("pass done: {} decision(s)", decisions.len()),
-                DaemonEvent::PassFailed(e) => eprintln!("pass failed: {e}; retrying at the next tick"),
+                DaemonEvent::PassDone(decisions) => {
+                    println!("pass done: {} decision(s)", decisions.len())
+                }
+                DaemonEvent::PassFailed(e) => {
+                    eprintln!("pass failed: {e}; retrying at the next tick")
+                }
                 DaemonEvent::Stopping => println!("stopping"),
             })
             .await

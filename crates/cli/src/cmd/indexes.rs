@@ -202,12 +202,26 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let rt = runtime()?;
     rt.block_on(async move {
         match args.action {
-            Action::Check { expected, schemas, enqueue, format } => {
-                check(&config, &url, &expected, &schemas, enqueue, format).await
+            Action::Check {
+                expected,
+                schemas,
+                enqueue,
+                format,
+            } => check(&config, &url, &expected, &schemas, enqueue, format).await,
+            Action::Add {
+                sql,
+                reason,
+                example_query,
+            } => add(&config, &url, &sql, &reason, example_query).await,
+            Action::Pending { free_space, format } => {
+                pending(&config, &url, free_space, format).await
             }
-            Action::Add { sql, reason, example_query } => add(&config, &url, &sql, &reason, example_query).await,
-            Action::Pending { free_space, format } => pending(&config, &url, free_space, format).await,
-            Action::Build { names, ignore_window, free_space, format } => {
+            Action::Build {
+                names,
+                ignore_window,
+                free_space,
+                format,
+            } => {
                 let opts = pass_options(&config, names, ignore_window, free_space)?;
                 run_pass(&config, &url, opts, format, true).await
             }
@@ -215,7 +229,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
                 let opts = pass_options(&config, Vec::new(), false, free_space)?;
                 run_pass(&config, &url, opts, format, false).await
             }
-            Action::Monitor { once, interval, format } => monitor(&url, once, interval.std(), format).await,
+            Action::Monitor {
+                once,
+                interval,
+                format,
+            } => monitor(&url, once, interval.std(), format).await,
             Action::Cancel { target } => cancel_build(&config, &url, &target).await,
             Action::Report { format } => usage_report(&config, &url, format).await,
         }
@@ -248,7 +266,12 @@ pub(crate) fn guards(config: &Config) -> Result<Guards, CliError> {
     Guards::from_config(&config.settings.indexes).map_err(lib_error)
 }
 
-fn pass_options(config: &Config, names: Vec<String>, ignore_window: bool, free_space: Option<String>) -> Result<PassOptions, CliError> {
+fn pass_options(
+    config: &Config,
+    names: Vec<String>,
+    ignore_window: bool,
+    free_space: Option<String>,
+) -> Result<PassOptions, CliError> {
     Ok(PassOptions {
         names,
         ignore_window,
@@ -258,8 +281,9 @@ fn pass_options(config: &Config, names: Vec<String>, ignore_window: bool, free_s
 }
 
 fn parse_size(s: &str) -> Result<u64, CliError> {
-    estimate::parse_bytes(s)
-        .ok_or_else(|| CliError::new(format!("`{s}` is not a size")).hint("write e.g. 20GB, 512MB or 1.5TB"))
+    estimate::parse_bytes(s).ok_or_else(|| {
+        CliError::new(format!("`{s}` is not a size")).hint("write e.g. 20GB, 512MB or 1.5TB")
+    })
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
@@ -268,20 +292,40 @@ fn json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn check(config: &Config, url: &str, paths: &[PathBuf], schemas: &[String], enqueue: bool, format: Format) -> CliResult {
+async fn check(
+    config: &Config,
+    url: &str,
+    paths: &[PathBuf],
+    schemas: &[String],
+    enqueue: bool,
+    format: Format,
+) -> CliResult {
     let mut expected = ExpectedSet::default();
     for p in paths {
-        expected.add_path(p).map_err(|e| CliError::new(e).hint("--expected takes SQL files and migration directories"))?;
+        expected.add_path(p).map_err(|e| {
+            CliError::new(e).hint("--expected takes SQL files and migration directories")
+        })?;
     }
     let client = db::connect(url).await.map_err(lib_error)?;
-    let report = check::check(&client, &expected, schemas, config.schema()).await.map_err(lib_error)?;
+    let report = check::check(&client, &expected, schemas, config.schema())
+        .await
+        .map_err(lib_error)?;
     let mut queued = Vec::new();
     if enqueue {
         let queue = Queue::new(config.schema());
-        for f in report.findings.iter().filter(|f| matches!(f.kind, FindingKind::Missing | FindingKind::Invalid)) {
-            let Some(e) = expected.indexes.get(&(f.schema.clone(), f.name.clone())) else { continue };
+        for f in report
+            .findings
+            .iter()
+            .filter(|f| matches!(f.kind, FindingKind::Missing | FindingKind::Invalid))
+        {
+            let Some(e) = expected.indexes.get(&(f.schema.clone(), f.name.clone())) else {
+                continue;
+            };
             let reason = format!("{} (indexes check, declared at {})", f.kind, e.source);
-            queue.add(&client, &e.def, &reason, None).await.map_err(lib_error)?;
+            queue
+                .add(&client, &e.def, &reason, None)
+                .await
+                .map_err(lib_error)?;
             queued.push(f.name.clone());
         }
     }
@@ -315,22 +359,46 @@ async fn check(config: &Config, url: &str, paths: &[PathBuf], schemas: &[String]
             report.declared,
             report.present,
             report.schemas.join(", "),
-            if report.ok() { "all match".to_string() } else { format!("{} finding(s)", report.findings.len()) }
+            if report.ok() {
+                "all match".to_string()
+            } else {
+                format!("{} finding(s)", report.findings.len())
+            }
         );
         if !queued.is_empty() {
-            println!("queued {} index(es) for `lull indexes build`: {}", queued.len(), queued.join(", "));
+            println!(
+                "queued {} index(es) for `lull indexes build`: {}",
+                queued.len(),
+                queued.join(", ")
+            );
         } else if !report.ok() && !enqueue {
-            println!("hint: --enqueue queues the missing and INVALID ones for `lull indexes build`");
+            println!(
+                "hint: --enqueue queues the missing and INVALID ones for `lull indexes build`"
+            );
         }
     }
-    Ok(ExitCode::from(if report.ok() { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(if report.ok() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
-async fn add(config: &Config, url: &str, sql: &str, reason: &str, example_query: Option<String>) -> CliResult {
-    let def = IndexDef::parse(sql).map_err(|e| CliError::new(e).hint("give one CREATE INDEX statement with an index name"))?;
+async fn add(
+    config: &Config,
+    url: &str,
+    sql: &str,
+    reason: &str,
+    example_query: Option<String>,
+) -> CliResult {
+    let def = IndexDef::parse(sql)
+        .map_err(|e| CliError::new(e).hint("give one CREATE INDEX statement with an index name"))?;
     let client = db::connect(url).await.map_err(lib_error)?;
     let queue = Queue::new(config.schema());
-    let new = queue.add(&client, &def, reason, example_query.as_deref()).await.map_err(lib_error)?;
+    let new = queue
+        .add(&client, &def, reason, example_query.as_deref())
+        .await
+        .map_err(lib_error)?;
     println!(
         "{} {} on {}; it is built by `lull indexes build` or in the next window by `lull indexes auto`",
         if new { "queued" } else { "updated" },
@@ -371,11 +439,19 @@ fn human_secs(s: f64) -> String {
     }
 }
 
-async fn pending(config: &Config, url: &str, free_space: Option<String>, format: Format) -> CliResult {
+async fn pending(
+    config: &Config,
+    url: &str,
+    free_space: Option<String>,
+    format: Format,
+) -> CliResult {
     let free = free_space.as_deref().map(parse_size).transpose()?;
     let share = config.settings.indexes.size_warning_share;
     let client = db::connect(url).await.map_err(lib_error)?;
-    let rows = Queue::new(config.schema()).list(&client).await.map_err(lib_error)?;
+    let rows = Queue::new(config.schema())
+        .list(&client)
+        .await
+        .map_err(lib_error)?;
     let mut out = Vec::new();
     for row in &rows {
         let est = match IndexDef::parse(&row.definition) {
@@ -393,11 +469,20 @@ async fn pending(config: &Config, url: &str, free_space: Option<String>, format:
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no pending index (queue {}.pending_indexes)", config.schema());
+        println!(
+            "no pending index (queue {}.pending_indexes)",
+            config.schema()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for (row, est) in &out {
-        anstream::println!("{} on {}  (attempts {}, queued {})", row.name.bold(), row.table_name, row.attempts, row.created_at.format("%Y-%m-%d %H:%M UTC"));
+        anstream::println!(
+            "{} on {}  (attempts {}, queued {})",
+            row.name.bold(),
+            row.table_name,
+            row.attempts,
+            row.created_at.format("%Y-%m-%d %H:%M UTC")
+        );
         println!("  {}", row.definition);
         if let Some(r) = &row.reason {
             println!("  reason: {r}");
@@ -426,7 +511,11 @@ pub(crate) struct ProgressView {
 
 impl ProgressView {
     pub(crate) fn new() -> ProgressView {
-        ProgressView { tty: std::io::stderr().is_terminal(), last_phase: String::new(), last_line: std::time::Instant::now() }
+        ProgressView {
+            tty: std::io::stderr().is_terminal(),
+            last_phase: String::new(),
+            last_line: std::time::Instant::now(),
+        }
     }
 
     pub(crate) fn show(&mut self, name: &str, p: &BuildProgress) {
@@ -483,14 +572,22 @@ fn progress_line(name: &str, p: &BuildProgress) -> String {
 pub(crate) fn decision_line(d: &Decision) -> String {
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
     match &d.outcome {
-        Outcome::Built { seconds, tries, verification } => {
+        Outcome::Built {
+            seconds,
+            tries,
+            verification,
+        } => {
             let mut s = format!(
                 "{now} {} {} on {} in {}{}: valid, ready, analyzed",
                 "built".green().bold(),
                 d.name,
                 d.table,
                 human_secs(*seconds),
-                if *tries > 1 { format!(" (try {tries})") } else { String::new() }
+                if *tries > 1 {
+                    format!(" (try {tries})")
+                } else {
+                    String::new()
+                }
             );
             match verification.plan_uses_index {
                 Some(true) => s.push_str("; the example query uses it"),
@@ -502,15 +599,32 @@ pub(crate) fn decision_line(d: &Decision) -> String {
             }
             s
         }
-        Outcome::AlreadyPresent { .. } => format!("{now} {} {} is already built and valid; removed from the queue", "present".green().bold(), d.name),
-        Outcome::Skipped { trip } => format!("{now} {} {}: {trip}", "skipped".yellow().bold(), d.name),
-        Outcome::Cancelled { trip, leftover_dropped } => format!(
+        Outcome::AlreadyPresent { .. } => format!(
+            "{now} {} {} is already built and valid; removed from the queue",
+            "present".green().bold(),
+            d.name
+        ),
+        Outcome::Skipped { trip } => {
+            format!("{now} {} {}: {trip}", "skipped".yellow().bold(), d.name)
+        }
+        Outcome::Cancelled {
+            trip,
+            leftover_dropped,
+        } => format!(
             "{now} {} {}: {trip}; {}; still pending",
             "cancelled".yellow().bold(),
             d.name,
-            if *leftover_dropped { "INVALID leftover dropped" } else { "INVALID leftover left for the next try (a lock wait ran out)" }
+            if *leftover_dropped {
+                "INVALID leftover dropped"
+            } else {
+                "INVALID leftover left for the next try (a lock wait ran out)"
+            }
         ),
-        Outcome::Failed { error, .. } => format!("{now} {} {}: {error}; still pending", "failed".red().bold(), d.name),
+        Outcome::Failed { error, .. } => format!(
+            "{now} {} {}: {error}; still pending",
+            "failed".red().bold(),
+            d.name
+        ),
     }
 }
 
@@ -531,7 +645,10 @@ pub(crate) fn print_pass_event(view: &mut ProgressView, event: PassEvent<'_>) {
         PassEvent::Build(name, BuildEvent::Progress(p)) => view.show(name, p),
         PassEvent::Build(name, BuildEvent::Retrying { error, sleep }) => {
             view.clear();
-            println!("{name}: {error}; retrying in {}", human_secs(sleep.as_secs_f64()));
+            println!(
+                "{name}: {error}; retrying in {}",
+                human_secs(sleep.as_secs_f64())
+            );
         }
         PassEvent::Build(name, BuildEvent::Cancelling(trip)) => {
             view.clear();
@@ -548,8 +665,10 @@ pub(crate) fn print_pass_event(view: &mut ProgressView, event: PassEvent<'_>) {
 pub(crate) fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).map_err(|e| CliError::new(format!("cannot watch SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| CliError::new(format!("cannot watch SIGINT: {e}")))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError::new(format!("cannot watch SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::new(format!("cannot watch SIGINT: {e}")))?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
@@ -562,7 +681,13 @@ pub(crate) fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, Cl
     Ok(rx)
 }
 
-async fn run_pass(config: &Config, url: &str, opts: PassOptions, format: Format, strict: bool) -> CliResult {
+async fn run_pass(
+    config: &Config,
+    url: &str,
+    opts: PassOptions,
+    format: Format,
+    strict: bool,
+) -> CliResult {
     let guards = guards(config)?;
     let policy = config.policies().index;
     let queue = Queue::new(config.schema());
@@ -581,9 +706,18 @@ async fn run_pass(config: &Config, url: &str, opts: PassOptions, format: Format,
     } else if decisions.is_empty() {
         println!("no pending index");
     }
-    let built = |d: &Decision| matches!(d.outcome, Outcome::Built { .. } | Outcome::AlreadyPresent { .. });
+    let built = |d: &Decision| {
+        matches!(
+            d.outcome,
+            Outcome::Built { .. } | Outcome::AlreadyPresent { .. }
+        )
+    };
     let failed = |d: &Decision| matches!(d.outcome, Outcome::Failed { .. });
-    let ok = if strict { decisions.iter().all(built) } else { !decisions.iter().any(failed) };
+    let ok = if strict {
+        decisions.iter().all(built)
+    } else {
+        !decisions.iter().any(failed)
+    };
     Ok(ExitCode::from(if ok { exit::OK } else { exit::FAILED }))
 }
 
@@ -599,12 +733,26 @@ async fn monitor(url: &str, once: bool, interval: Duration, format: Format) -> C
         if format == Format::Json {
             json(&builds)?;
         } else if builds.is_empty() {
-            println!("{}", if seen_any { "no index build left" } else { "no index build running" });
+            println!(
+                "{}",
+                if seen_any {
+                    "no index build left"
+                } else {
+                    "no index build running"
+                }
+            );
         } else {
             let now = chrono::Utc::now().format("%H:%M:%S");
             println!("{now}  {} build(s)", builds.len());
             for b in &builds {
-                println!("  pid {} db {} {} on {}: {}", b.pid, b.database, b.command, b.table, progress_line(&b.index, b));
+                println!(
+                    "  pid {} db {} {} on {}: {}",
+                    b.pid,
+                    b.database,
+                    b.command,
+                    b.table,
+                    progress_line(&b.index, b)
+                );
             }
         }
         if once || builds.is_empty() {
@@ -617,12 +765,18 @@ async fn monitor(url: &str, once: bool, interval: Duration, format: Format) -> C
 
 async fn cancel_build(config: &Config, url: &str, target: &str) -> CliResult {
     let client = db::connect(url).await.map_err(lib_error)?;
-    let report = cancel::cancel(&client, &Queue::new(config.schema()), target).await.map_err(lib_error)?;
+    let report = cancel::cancel(&client, &Queue::new(config.schema()), target)
+        .await
+        .map_err(lib_error)?;
     if let Some(pid) = report.pid {
         println!(
             "cancelled the build of {} on pid {pid}{}",
             report.index.as_deref().unwrap_or("?"),
-            if report.stopped { "" } else { " (it has not stopped yet)" }
+            if report.stopped {
+                ""
+            } else {
+                " (it has not stopped yet)"
+            }
         );
     }
     for d in &report.dropped {
@@ -631,21 +785,33 @@ async fn cancel_build(config: &Config, url: &str, target: &str) -> CliResult {
     for d in &report.not_dropped {
         println!("could not drop the INVALID index {d} now (a lock wait ran out); the next build drops it");
     }
-    Ok(ExitCode::from(if report.stopped || report.pid.is_none() { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(if report.stopped || report.pid.is_none() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
 async fn usage_report(config: &Config, url: &str, format: Format) -> CliResult {
     let client = db::connect(url).await.map_err(lib_error)?;
-    let r = report::report(&client, config.schema()).await.map_err(lib_error)?;
+    let r = report::report(&client, config.schema())
+        .await
+        .map_err(lib_error)?;
     if format == Format::Json {
         json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
     match r.stats_reset {
-        Some(t) => println!("statistics since {} (last reset)", t.format("%Y-%m-%d %H:%M UTC")),
+        Some(t) => println!(
+            "statistics since {} (last reset)",
+            t.format("%Y-%m-%d %H:%M UTC")
+        ),
         None => println!("statistics since the server's statistics began (never reset)"),
     }
-    println!("{:<40} {:>10} {:>10} {:>12} {:>12}", "index", "size", "scans", "tup read", "tup fetched");
+    println!(
+        "{:<40} {:>10} {:>10} {:>12} {:>12}",
+        "index", "size", "scans", "tup read", "tup fetched"
+    );
     for i in &r.indexes {
         println!(
             "{:<40} {:>10} {:>10} {:>12} {:>12}{}",
