@@ -1,19 +1,21 @@
-//! One guarded index build: `CREATE INDEX CONCURRENTLY` on its own
-//! autocommit connection, with the index policy (session settings, tries
-//! with backoff), guards checked before the start and every
-//! `check_interval` during it, live progress, and verification at the end.
+//! One guarded index build: the executor's index-build primitive
+//! (`lull_engine::index_build::build_index`: `CREATE INDEX CONCURRENTLY`
+//! on its own autocommit connection, INVALID leftovers dropped before each
+//! try, tries with backoff under the index policy) wrapped in guards that
+//! are checked before the start and every `check_interval` during it,
+//! live progress, and verification at the end.
 //!
-//! A tripped guard, SIGTERM or a stop request cancels the build on its own
-//! backend with `pg_cancel_backend`, then drops the INVALID leftover a
-//! cancelled concurrent build always leaves, so the next try starts clean.
-//!
-//! This is lull-indexes' own concurrent build; the executor's
-//! `lull_engine::index_build` primitive does the same for migrations and
-//! the two are meant to merge once it exists.
+//! A tripped guard, SIGTERM or a stop request cancels the build through
+//! the primitive's cancel token (`pg_cancel_backend` on the build's own
+//! backend); the primitive then drops the INVALID leftover a cancelled
+//! concurrent build always leaves, so the next try starts clean.
 
 use std::time::{Duration, Instant};
 
 use lull_config::IndexPolicy;
+use lull_engine::index_build::{
+    build_index, index_validity, CancelToken, IndexBuild, IndexBuildErrorKind, IndexEvent,
+};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
@@ -24,15 +26,11 @@ use crate::db;
 use crate::definition::IndexDef;
 use crate::error::{db_message, QueryContext, Result};
 use crate::guards::{GuardContext, Guards, Trip};
-use crate::progress::{self, BuildProgress, PhaseClock};
-use lull_analyzer::sql::quote_literal;
+use crate::progress::{self, PhaseClock};
 
 /// How long dropping an INVALID leftover may wait for locks before it is
 /// left for the next try (which drops it first).
 const DROP_LOCK_TIMEOUT: &str = "10s";
-/// How long a cancelled build may take to stop before its backend is
-/// terminated.
-const CANCEL_GRACE: Duration = Duration::from_secs(30);
 /// How often progress is read during a build.
 const PROGRESS_EVERY: Duration = Duration::from_millis(1000);
 
@@ -127,7 +125,7 @@ pub enum BuildEvent<'a> {
         pid: i32,
     },
     /// A progress snapshot of the running build.
-    Progress(&'a BuildProgress),
+    Progress(&'a progress::BuildProgress),
     /// A try failed with a retryable error; the next starts after `sleep`.
     Retrying {
         /// The error.
@@ -135,6 +133,8 @@ pub enum BuildEvent<'a> {
         /// The pause.
         sleep: Duration,
     },
+    /// An INVALID index of that name (a leftover) was dropped.
+    DroppedInvalid(&'a str),
     /// A guard tripped during the build; it is being cancelled.
     Cancelling(&'a Trip),
 }
@@ -193,244 +193,148 @@ impl Builder<'_> {
                 });
             }
         }
-        let sql = def.concurrent_sql()?;
-        let mut try_no = 0;
-        loop {
-            try_no += 1;
-            let ctx = GuardContext {
-                table: &table,
-                build_pid: None,
-                build_elapsed: None,
-                pass_elapsed: self.pass_started.elapsed(),
-            };
-            if *self.stop.borrow() {
-                return Ok(Outcome::Skipped {
-                    trip: Trip::Stopped,
-                });
-            }
-            if let Some(trip) = guards.check(&mon, ctx).await? {
-                return Ok(Outcome::Skipped { trip });
-            }
-            // The name may be taken by the INVALID leftover of an earlier
-            // try; CREATE would fail and IF NOT EXISTS would keep it.
-            if !drop_invalid(&mon, def).await? {
-                return Ok(Outcome::Failed {
-                    error: format!(
-                        "an INVALID index {} from an earlier build could not be dropped within {DROP_LOCK_TIMEOUT}; \
-                         a long transaction on the table holds it",
-                        def.name
-                    ),
-                    leftover_dropped: false,
-                });
-            }
-            let started = Instant::now();
-            let attempt = self
-                .one_try(&mon, def, &sql, &table, try_no, &guards, on_event)
-                .await?;
-            match attempt {
-                TryResult::Done => {
-                    let verification = verify(&mon, def, example_query).await?;
-                    if !(verification.valid && verification.ready) {
-                        return Ok(Outcome::Failed {
-                            error: format!(
-                                "the build finished but {} is not valid and ready",
-                                def.name
-                            ),
-                            leftover_dropped: false,
-                        });
-                    }
-                    return Ok(Outcome::Built {
-                        seconds: started.elapsed().as_secs_f64(),
-                        tries: try_no,
-                        verification,
-                    });
-                }
-                TryResult::Cancelled(trip) => {
-                    // The build may have finished just before the cancel arrived.
-                    if let Some(i) = catalog::find(&mon, def.schema_or_public(), &def.name).await? {
-                        if i.valid {
-                            let verification = verify(&mon, def, example_query).await?;
-                            return Ok(Outcome::Built {
-                                seconds: started.elapsed().as_secs_f64(),
-                                tries: try_no,
-                                verification,
-                            });
-                        }
-                    }
-                    let leftover_dropped = drop_invalid(&mon, def).await?;
-                    return Ok(Outcome::Cancelled {
-                        trip,
-                        leftover_dropped,
-                    });
-                }
-                TryResult::Failed { message, retryable } => {
-                    let leftover_dropped = drop_invalid(&mon, def).await?;
-                    if !retryable || try_no >= self.policy.max_tries {
-                        return Ok(Outcome::Failed {
-                            error: message,
-                            leftover_dropped,
-                        });
-                    }
-                    let sleep = backoff(self.policy, try_no);
-                    on_event(BuildEvent::Retrying {
-                        error: &message,
-                        sleep,
-                    });
-                    tokio::select! {
-                        _ = tokio::time::sleep(sleep) => {}
-                        Ok(()) = self.stop.changed() => {}
-                    }
-                }
-            }
+        if *self.stop.borrow() {
+            return Ok(Outcome::Skipped {
+                trip: Trip::Stopped,
+            });
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn one_try(
-        &mut self,
-        mon: &Client,
-        def: &IndexDef,
-        sql: &str,
-        table: &str,
-        try_no: u32,
-        guards: &Guards,
-        on_event: &mut dyn FnMut(BuildEvent<'_>),
-    ) -> Result<TryResult> {
-        let conn = db::connect(self.url).await?;
-        let pid: i32 = conn
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .during("starting the build session")?
-            .get(0);
-        conn.batch_execute(&session_settings(self.policy, &def.name))
-            .await
-            .during("setting the build session's timeouts")?;
-        on_event(BuildEvent::Started { try_no, sql, pid });
+        let before = GuardContext {
+            table: &table,
+            build_pid: None,
+            build_elapsed: None,
+            pass_elapsed: self.pass_started.elapsed(),
+        };
+        if let Some(trip) = guards.check(&mon, before).await? {
+            return Ok(Outcome::Skipped { trip });
+        }
+        let sql = def.concurrent_sql()?;
+        let spec = IndexBuild {
+            schema: Some(def.schema_or_public().to_string()),
+            name: def.name.clone(),
+            sql: sql.clone(),
+        };
+        let qualified = spec.qualified();
+        let cancel = CancelToken::new();
+        // The primitive reports through a shared callback; a channel turns
+        // its events into this task's, where the guards run.
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<IndexEvent>();
+        let forward = move |e: &IndexEvent| {
+            let _ = tx.send(e.clone());
+        };
         let started = Instant::now();
-        let build = conn.batch_execute(sql);
-        tokio::pin!(build);
+        let run = build_index(self.url, &spec, self.policy, &cancel, &forward);
+        tokio::pin!(run);
+        let mut pid: Option<i32> = None;
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
         let mut last_guard_check = Instant::now();
         let mut clock = PhaseClock::default();
-        let mut cancelled: Option<Trip> = None;
+        let mut trip: Option<Trip> = None;
         // A dropped sender means nobody can ask for a stop any more.
         let mut stop_open = true;
         let result = loop {
             tokio::select! {
-                res = &mut build => break res,
-                _ = ticker.tick(), if cancelled.is_none() => {
-                    for mut p in progress::snapshot(mon, Some(pid)).await? {
-                        clock.update(&mut p);
-                        on_event(BuildEvent::Progress(&p));
+                r = &mut run => break r,
+                Some(event) = events.recv() => match event {
+                    IndexEvent::Started { attempt, pid: p } => {
+                        pid = Some(p);
+                        clock = PhaseClock::default();
+                        on_event(BuildEvent::Started { try_no: attempt, sql: &sql, pid: p });
+                    }
+                    IndexEvent::Retry { error, sleep, .. } => on_event(BuildEvent::Retrying { error: &error, sleep }),
+                    IndexEvent::DroppedInvalid { index } => on_event(BuildEvent::DroppedInvalid(&index)),
+                    // Read below with the locker's details, which this event lacks.
+                    IndexEvent::Progress(_) => {}
+                },
+                _ = ticker.tick(), if trip.is_none() => {
+                    if let Some(p) = pid {
+                        for mut snap in progress::snapshot(&mon, Some(p)).await.unwrap_or_default() {
+                            clock.update(&mut snap);
+                            on_event(BuildEvent::Progress(&snap));
+                        }
                     }
                     if last_guard_check.elapsed() >= guards.check_interval {
                         last_guard_check = Instant::now();
-                        let ctx = GuardContext {
-                            table,
-                            build_pid: Some(pid),
+                        let during = GuardContext {
+                            table: &table,
+                            build_pid: Some(pid.unwrap_or(0)),
                             build_elapsed: Some(started.elapsed()),
                             pass_elapsed: self.pass_started.elapsed(),
                         };
-                        if let Some(trip) = guards.check(mon, ctx).await? {
-                            on_event(BuildEvent::Cancelling(&trip));
-                            cancel_backend(mon, pid).await?;
-                            cancelled = Some(trip);
+                        // A guard that cannot be read is a guard that does
+                        // not hold: stop rather than build blind.
+                        let tripped = guards
+                            .check(&mon, during)
+                            .await
+                            .unwrap_or_else(|e| Some(Trip::Unchecked { error: e.to_string() }));
+                        if let Some(t) = tripped {
+                            on_event(BuildEvent::Cancelling(&t));
+                            cancel.cancel();
+                            trip = Some(t);
                         }
                     }
                 }
-                changed = self.stop.changed(), if cancelled.is_none() && stop_open => {
+                changed = self.stop.changed(), if trip.is_none() && stop_open => {
                     stop_open = changed.is_ok();
                     if stop_open && *self.stop.borrow() {
                         on_event(BuildEvent::Cancelling(&Trip::Stopped));
-                        cancel_backend(mon, pid).await?;
-                        cancelled = Some(Trip::Stopped);
+                        cancel.cancel();
+                        trip = Some(Trip::Stopped);
                     }
-                }
-                _ = tokio::time::sleep(CANCEL_GRACE), if cancelled.is_some() => {
-                    // A cancel is only seen at the next interrupt check;
-                    // terminating the backend is the last resort.
-                    let _ = mon.execute("SELECT pg_terminate_backend($1)", &[&pid]).await;
                 }
             }
         };
-        Ok(match (result, cancelled) {
-            (_, Some(trip)) => TryResult::Cancelled(trip),
-            (Ok(()), None) => TryResult::Done,
-            (Err(e), None) => {
-                let retryable = matches!(
-                    e.code(),
-                    Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::LOCK_NOT_AVAILABLE
-                );
-                TryResult::Failed {
-                    message: db_message(&e),
-                    retryable,
-                }
+        while let Ok(event) = events.try_recv() {
+            if let IndexEvent::DroppedInvalid { index } = event {
+                on_event(BuildEvent::DroppedInvalid(&index));
             }
-        })
+        }
+        match result {
+            // Also when a guard tripped: the build finished before the cancel.
+            Ok(report) if report.already_valid => {
+                let verification = verify(&mon, def, example_query).await?;
+                Ok(Outcome::AlreadyPresent { verification })
+            }
+            Ok(report) => {
+                let verification = verify(&mon, def, example_query).await?;
+                if !(verification.valid && verification.ready) {
+                    return Ok(Outcome::Failed {
+                        error: format!(
+                            "the build finished but {} is not valid and ready",
+                            def.name
+                        ),
+                        leftover_dropped: false,
+                    });
+                }
+                Ok(Outcome::Built {
+                    seconds: started.elapsed().as_secs_f64(),
+                    tries: report.tries,
+                    verification,
+                })
+            }
+            Err(e) => {
+                let leftover_dropped =
+                    index_validity(&mon, &qualified).await.ok().flatten() != Some(false);
+                Ok(match e.kind {
+                    IndexBuildErrorKind::Cancelled => Outcome::Cancelled {
+                        trip: trip.unwrap_or(Trip::Stopped),
+                        leftover_dropped,
+                    },
+                    IndexBuildErrorKind::Failed { message, .. } => Outcome::Failed {
+                        error: message,
+                        leftover_dropped,
+                    },
+                    IndexBuildErrorKind::NotValid => Outcome::Failed {
+                        error: format!("the build finished but {} is not valid", def.name),
+                        leftover_dropped,
+                    },
+                    IndexBuildErrorKind::Engine(err) => Outcome::Failed {
+                        error: err.to_string(),
+                        leftover_dropped,
+                    },
+                })
+            }
+        }
     }
-}
-
-enum TryResult {
-    Done,
-    Cancelled(Trip),
-    Failed { message: String, retryable: bool },
-}
-
-/// The build session's settings, from the index policy.
-fn session_settings(policy: &IndexPolicy, name: &str) -> String {
-    let mut s = format!(
-        "SET application_name = {}; SET lock_timeout = '{}'; SET statement_timeout = '{}';",
-        quote_literal(
-            &format!("lull: build {name}")
-                .chars()
-                .take(63)
-                .collect::<String>()
-        ),
-        policy.lock_timeout.pg_setting(),
-        policy.statement_timeout.pg_setting()
-    );
-    if let Some(mem) = &policy.maintenance_work_mem {
-        s.push_str(&format!(
-            " SET maintenance_work_mem = {};",
-            quote_literal(mem)
-        ));
-    }
-    if let Some(workers) = policy.max_parallel_maintenance_workers {
-        s.push_str(&format!(
-            " SET max_parallel_maintenance_workers = {workers};"
-        ));
-    }
-    s
-}
-
-fn backoff(policy: &IndexPolicy, try_no: u32) -> Duration {
-    let base = policy.backoff_base.std();
-    let factor = 2u32.saturating_pow(try_no.saturating_sub(1).min(16));
-    base.saturating_mul(factor).min(policy.backoff_max.std())
-}
-
-async fn cancel_backend(mon: &Client, pid: i32) -> Result<()> {
-    mon.execute("SELECT pg_cancel_backend($1)", &[&pid])
-        .await
-        .during("cancelling the build")?;
-    Ok(())
-}
-
-/// Drops `def`'s index if it exists and is INVALID. Returns false when a
-/// lock wait stopped the drop (the leftover stays, still INVALID).
-pub async fn drop_invalid(client: &Client, def: &IndexDef) -> Result<bool> {
-    let invalid: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid)",
-            &[&def.qualified_name()],
-        )
-        .await
-        .during("looking for an INVALID leftover")?
-        .get(0);
-    if !invalid {
-        return Ok(true);
-    }
-    drop_index_concurrently(client, &def.qualified_name()).await
 }
 
 /// `DROP INDEX CONCURRENTLY IF EXISTS` with a bounded lock wait; false
@@ -529,31 +433,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let mut p = lull_config::Policies::default().index;
-        p.backoff_base = lull_config::Duration::from_secs(1);
-        p.backoff_max = lull_config::Duration::from_secs(5);
-        let sleeps: Vec<u64> = (1..=5).map(|n| backoff(&p, n).as_secs()).collect();
-        assert_eq!(sleeps, vec![1, 2, 4, 5, 5]);
-    }
-
-    #[test]
     fn finds_the_index_in_a_nested_plan() {
         let plan = serde_json::json!([{"Plan": {"Node Type": "Limit", "Plans": [
             {"Node Type": "Index Scan", "Index Name": "orders_customer"}]}}]);
         assert!(plan_mentions_index(&plan, "orders_customer"));
         assert!(!plan_mentions_index(&plan, "orders"));
-    }
-
-    #[test]
-    fn session_settings_quote_values() {
-        let mut p = lull_config::Policies::default().index;
-        p.maintenance_work_mem = Some("1GB'; DROP TABLE x; --".into());
-        let s = session_settings(&p, "it's");
-        assert!(s.contains("'lull: build it''s'"), "{s}");
-        assert!(
-            s.contains("maintenance_work_mem = '1GB''; DROP TABLE x; --'"),
-            "{s}"
-        );
     }
 }

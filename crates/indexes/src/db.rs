@@ -1,21 +1,14 @@
-//! Connections. One small function so the TLS-capable connector of
-//! `lull_engine` can replace it in one place.
+//! Connections, through the engine's connector (rustls TLS, `sslmode`
+//! as libpq reads it, redacted errors).
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+/// The `application_name` of lull-indexes' own sessions.
+pub const APPLICATION_NAME: &str = "lull indexes";
 
 /// Opens a connection whose driver task runs on the current runtime.
 pub async fn connect(url: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|source| Error::Connect {
-            url: lull_config::redact_url(url),
-            source,
-        })?;
-    tokio::spawn(async move {
-        // The error, if any, surfaces on the next query of the client.
-        let _ = connection.await;
-    });
-    Ok(client)
+    Ok(lull_engine::db::connect(url, APPLICATION_NAME).await?)
 }

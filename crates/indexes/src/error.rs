@@ -7,14 +7,10 @@ use crate::window::WindowError;
 /// Everything an index operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The database could not be reached (the URL is shown redacted).
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        /// The connection string with its password removed.
-        url: String,
-        /// Why.
-        source: tokio_postgres::Error,
-    },
+    /// Connecting failed (the URL is shown redacted), or the engine's
+    /// index build could not do its bookkeeping.
+    #[error("{0}")]
+    Engine(#[from] lull_engine::EngineError),
     /// A query failed; `what` says which step.
     #[error("{what}: {}", db_message(.source))]
     Query {

@@ -91,6 +91,11 @@ pub enum Trip {
     },
     /// Stopped from outside: SIGTERM or `indexes cancel`.
     Stopped,
+    /// The guards could not be checked (the connection broke, …).
+    Unchecked {
+        /// What went wrong.
+        error: String,
+    },
 }
 
 impl std::fmt::Display for Trip {
@@ -114,6 +119,7 @@ impl std::fmt::Display for Trip {
                  the build would wait for it (last statement: {query})"
             ),
             Trip::Stopped => write!(f, "stopped on request"),
+            Trip::Unchecked { error } => write!(f, "the guards could not be checked: {error}"),
         }
     }
 }

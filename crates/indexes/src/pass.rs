@@ -135,7 +135,7 @@ pub async fn run_pass(
             Ok(o) => o,
             // A lost connection fails this index, not the whole pass: the
             // next index (or the next pass) reconnects.
-            Err(e @ (Error::Connect { .. } | Error::Query { .. })) => Outcome::Failed {
+            Err(e @ (Error::Engine(_) | Error::Query { .. })) => Outcome::Failed {
                 error: e.to_string(),
                 leftover_dropped: false,
             },

@@ -251,8 +251,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub(crate) fn lib_error(e: lull_indexes::Error) -> CliError {
     use lull_indexes::Error as E;
     let hint = match &e {
-        E::Connect { .. } => Some("check --database-url / DATABASE_URL and that the server is up"),
-        E::Window(_) | E::Schedule(_) => Some("fix the [indexes] section of lull.toml"),
+        E::Engine(engine) => engine.hint(),
+        E::Window(_) | E::Schedule(_) => Some("fix the [indexes] section of lull.toml".to_string()),
         _ => None,
     };
     let err = CliError::new(&e);
@@ -649,6 +649,10 @@ pub(crate) fn print_pass_event(view: &mut ProgressView, event: PassEvent<'_>) {
                 "{name}: {error}; retrying in {}",
                 human_secs(sleep.as_secs_f64())
             );
+        }
+        PassEvent::Build(name, BuildEvent::DroppedInvalid(index)) => {
+            view.clear();
+            println!("{name}: dropped the INVALID leftover {index}");
         }
         PassEvent::Build(name, BuildEvent::Cancelling(trip)) => {
             view.clear();
