@@ -696,6 +696,47 @@ fn monitor_shows_a_build_started_by_psql_and_cancel_cleans_it_up() {
 }
 
 #[test]
+fn cancel_stops_a_lull_build_for_good_and_it_stays_pending() {
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let mut c = items_table(&db);
+    lull(&scratch, db.url())
+        .args(["indexes", "add", "CREATE INDEX items_ba ON items (b, a)"])
+        .assert()
+        .success();
+    let blocker = snapshot_blocker(&db);
+    let build = spawn_lull(&scratch, db.url(), &["indexes", "build"]);
+    wait_for("the build to start", Duration::from_secs(60), || {
+        builds_running(&mut c) > 0
+    });
+    let out = lull(&scratch, db.url())
+        .args(["indexes", "cancel", "items_ba"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("cancelled the build of items_ba"), "{t}");
+    let out = wait_output(build, Duration::from_secs(60));
+    drop(blocker);
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a cancelled `build` is not a success: {t}"
+    );
+    assert!(
+        t.contains("cancelled items_ba: cancelled from another session"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("try 2"),
+        "a cancelled build must not start again: {t}"
+    );
+    assert_eq!(index_valid(&mut c, "items_ba"), None);
+    assert!(queued(&mut c, "items_ba").is_some());
+}
+
+#[test]
 fn report_names_unused_index_and_duplicate_pair() {
     let db = TestDb::new();
     let scratch = Scratch::new();

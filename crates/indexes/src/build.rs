@@ -31,6 +31,8 @@ use crate::progress::{self, PhaseClock};
 /// How long dropping an INVALID leftover may wait for locks before it is
 /// left for the next try (which drops it first).
 const DROP_LOCK_TIMEOUT: &str = "10s";
+/// PostgreSQL's message for a statement stopped by `pg_cancel_backend`.
+const CANCELLED_BY_USER: &str = "canceling statement due to user request";
 /// How often progress is read during a build.
 const PROGRESS_EVERY: Duration = Duration::from_millis(1000);
 
@@ -240,7 +242,20 @@ impl Builder<'_> {
                         clock = PhaseClock::default();
                         on_event(BuildEvent::Started { try_no: attempt, sql: &sql, pid: p });
                     }
-                    IndexEvent::Retry { error, sleep, .. } => on_event(BuildEvent::Retrying { error: &error, sleep }),
+                    IndexEvent::Retry { error, sleep, .. } => {
+                        // The primitive retries a cancel it did not send (it
+                        // cannot tell a DBA's cancel from a transient one);
+                        // for a guarded build a cancel from outside, such
+                        // as `lull indexes cancel`, means stop.
+                        if trip.is_none() && error.contains(CANCELLED_BY_USER) {
+                            let t = Trip::CancelledElsewhere;
+                            on_event(BuildEvent::Cancelling(&t));
+                            cancel.cancel();
+                            trip = Some(t);
+                        } else {
+                            on_event(BuildEvent::Retrying { error: &error, sleep });
+                        }
+                    }
                     IndexEvent::DroppedInvalid { index } => on_event(BuildEvent::DroppedInvalid(&index)),
                     // Read below with the locker's details, which this event lacks.
                     IndexEvent::Progress(_) => {}

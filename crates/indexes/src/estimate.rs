@@ -103,11 +103,19 @@ pub async fn estimate(
         .map(|c| c.as_deref().map_or(UNKNOWN_WIDTH, width_of))
         .chain(def.include.iter().map(|c| width_of(c)))
         .sum();
-    let rows = if reltuples >= 0.0 {
+    let pages_now = table_bytes as f64 / 8192.0;
+    let rows = if reltuples >= 0.0 && relpages > 0 {
+        // As the planner does: the density seen at the last ANALYZE times
+        // the pages the table has now, so rows added since count.
+        reltuples / relpages as f64 * pages_now
+    } else if reltuples >= 0.0 {
         reltuples
     } else {
-        notes.push("the table was never analyzed; rows guessed from its size (run ANALYZE for a better estimate)".into());
-        (relpages.max(1) as f64) * 8192.0 / 100.0
+        notes.push(
+            "the table was never analyzed; rows guessed from its size (run ANALYZE for a better estimate)"
+                .into(),
+        );
+        pages_now.max(1.0) * 8192.0 / 100.0
     };
     if def.predicate.is_some() {
         notes.push("partial index: estimated as if it covered every row".into());

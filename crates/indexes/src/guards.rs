@@ -91,6 +91,9 @@ pub enum Trip {
     },
     /// Stopped from outside: SIGTERM or `indexes cancel`.
     Stopped,
+    /// Another session cancelled the build (`lull indexes cancel`,
+    /// `pg_cancel_backend`).
+    CancelledElsewhere,
     /// The guards could not be checked (the connection broke, …).
     Unchecked {
         /// What went wrong.
@@ -119,6 +122,9 @@ impl std::fmt::Display for Trip {
                  the build would wait for it (last statement: {query})"
             ),
             Trip::Stopped => write!(f, "stopped on request"),
+            Trip::CancelledElsewhere => {
+                write!(f, "cancelled from another session (lull indexes cancel or pg_cancel_backend)")
+            }
             Trip::Unchecked { error } => write!(f, "the guards could not be checked: {error}"),
         }
     }

@@ -313,3 +313,77 @@ fn suggest(indexes: &[IndexUsage], stats_reset: Option<DateTime<Utc>>) -> Vec<Su
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(name: &str, keys: &[i16], scans: i64) -> IndexUsage {
+        IndexUsage {
+            schema: "public".into(),
+            table: "t".into(),
+            name: name.into(),
+            definition: String::new(),
+            size_bytes: 8192,
+            scans,
+            tuples_read: 0,
+            tuples_fetched: 0,
+            valid: true,
+            unique: false,
+            constraint: None,
+            shape: Shape {
+                table_oid: 1,
+                method: "btree".into(),
+                keys: keys.iter().map(|k| (*k, 1978, 0, 0)).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn kinds(s: &[Suggestion]) -> Vec<(SuggestionKind, &str)> {
+        s.iter().map(|s| (s.kind, s.index.as_str())).collect()
+    }
+
+    #[test]
+    fn duplicate_keeps_the_constraint_index_and_prefix_is_redundant() {
+        let mut pkey = index("t_pkey", &[1], 10);
+        pkey.unique = true;
+        pkey.constraint = Some("t_pkey".into());
+        let dup = index("t_id", &[1], 50);
+        let prefix = index("t_a", &[2], 5);
+        let wider = index("t_a_b", &[2, 3], 5);
+        let unused = index("t_c", &[4], 0);
+        let mut partial = index("t_c_partial", &[4], 0);
+        partial.shape.predicate = "(c > 0)".into();
+        partial.scans = 3;
+        let s = suggest(&[pkey, dup, prefix, wider, unused, partial], None);
+        assert_eq!(
+            kinds(&s),
+            vec![
+                (SuggestionKind::Duplicate, "public.t_id"),
+                (SuggestionKind::Redundant, "public.t_a"),
+                (SuggestionKind::Unused, "public.t_c"),
+            ]
+        );
+        assert_eq!(s[0].covered_by.as_deref(), Some("public.t_pkey"));
+        assert_eq!(
+            s[0].drop_sql,
+            "DROP INDEX CONCURRENTLY IF EXISTS public.t_id;"
+        );
+        assert!(s[2].reason.contains("never reset"));
+    }
+
+    #[test]
+    fn unique_and_invalid_indexes() {
+        let mut unique = index("t_u", &[1], 0);
+        unique.unique = true;
+        let mut broken = index("t_broken", &[1], 0);
+        broken.valid = false;
+        let s = suggest(&[unique, broken], None);
+        // A unique index enforces something even when never scanned.
+        assert_eq!(
+            kinds(&s),
+            vec![(SuggestionKind::Invalid, "public.t_broken")]
+        );
+    }
+}

@@ -399,6 +399,21 @@ async fn add(
         .add(&client, &def, reason, example_query.as_deref())
         .await
         .map_err(lib_error)?;
+    let table_exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&def.qualified_table()],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(true);
+    if !table_exists {
+        anstream::eprintln!(
+            "{} table {} does not exist yet; the build fails until it does",
+            "warning:".yellow().bold(),
+            def.qualified_table()
+        );
+    }
     println!(
         "{} {} on {}; it is built by `lull indexes build` or in the next window by `lull indexes auto`",
         if new { "queued" } else { "updated" },
