@@ -584,6 +584,39 @@ fn fail(daemon: &mut Option<Child>, what: &str) -> ! {
     panic!("{what}\n{}", text(&out));
 }
 
+#[test]
+fn max_build_duration_cancels_a_long_build() {
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let mut c = items_table(&db);
+    lull(&scratch, db.url())
+        .args(["indexes", "add", "CREATE INDEX items_id_a ON items (id, a)"])
+        .assert()
+        .success();
+    let blocker = snapshot_blocker(&db);
+    let config =
+        scratch.config("[indexes]\nmax_build_duration = \"2s\"\ncheck_interval = \"500ms\"\n");
+    let out = lull(&scratch, db.url())
+        .arg("--config")
+        .arg(&config)
+        .args(["indexes", "auto"])
+        .output()
+        .unwrap();
+    drop(blocker);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("cancelled items_id_a: build ran longer than max_build_duration (2s)"),
+        "{t}"
+    );
+    assert_eq!(index_valid(&mut c, "items_id_a"), None);
+    assert!(queued(&mut c, "items_id_a")
+        .unwrap()
+        .1
+        .unwrap()
+        .contains("max_build_duration"));
+}
+
 /// Starts `CREATE INDEX CONCURRENTLY` from plain psql (another process,
 /// another tool), or from a thread when psql is not installed.
 fn foreign_build(db: &TestDb, sql: &str) -> Box<dyn FnOnce() -> bool> {

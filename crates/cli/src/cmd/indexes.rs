@@ -266,6 +266,15 @@ pub(crate) fn guards(config: &Config) -> Result<Guards, CliError> {
     Guards::from_config(&config.settings.indexes).map_err(lib_error)
 }
 
+/// lull's own schema, left out of comparisons and reports; nothing is
+/// left out when it is a schema the application uses too.
+fn own_schema(config: &Config) -> &str {
+    match config.schema() {
+        "public" => "",
+        s => s,
+    }
+}
+
 fn pass_options(
     config: &Config,
     names: Vec<String>,
@@ -307,7 +316,7 @@ async fn check(
         })?;
     }
     let client = db::connect(url).await.map_err(lib_error)?;
-    let report = check::check(&client, &expected, schemas, config.schema())
+    let report = check::check(&client, &expected, schemas, own_schema(config))
         .await
         .map_err(lib_error)?;
     let mut queued = Vec::new();
@@ -813,7 +822,7 @@ async fn cancel_build(config: &Config, url: &str, target: &str) -> CliResult {
 
 async fn usage_report(config: &Config, url: &str, format: Format) -> CliResult {
     let client = db::connect(url).await.map_err(lib_error)?;
-    let r = report::report(&client, config.schema())
+    let r = report::report(&client, own_schema(config))
         .await
         .map_err(lib_error)?;
     if format == Format::Json {
