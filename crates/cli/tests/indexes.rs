@@ -364,6 +364,7 @@ fn window_skips_outside_cancels_when_it_closes_and_builds_in_the_next() {
     let mut c = items_table(&db);
     lull(&scratch, db.url())
         .args(["indexes", "add", "CREATE INDEX items_a ON items (a)"])
+        .args(["--example-query", "SELECT * FROM items WHERE a = 7"])
         .assert()
         .success();
 
@@ -422,6 +423,7 @@ fn window_skips_outside_cancels_when_it_closes_and_builds_in_the_next() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("built items_a"), "{t}");
+    assert!(t.contains("the example query uses it"), "{t}");
     assert_eq!(index_valid(&mut c, "items_a"), Some(true));
     assert_eq!(queued(&mut c, "items_a"), None);
 }
