@@ -1,0 +1,175 @@
+//! `lull plan`: show exactly what `lull migrate` would run.
+
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use lull_config::Policies;
+use lull_engine::plan::{PolicyClass, Risk};
+use lull_engine::{Direction, MigrationPlan, Runner};
+
+use crate::cmd::run_shared::{engine_error, plural, runtime, DirArgs, Format, RunArgs, Setup};
+use crate::context::GlobalArgs;
+use crate::error::CliResult;
+
+/// Show exactly what `lull migrate` would run, without running it.
+///
+/// For every pending migration: its steps (a transaction, or one
+/// autocommit statement), the policy of each step, each statement with its
+/// line, the safe-by-default rewrites applied (what was written, what runs
+/// instead, and why), the lock mode per table and a risk level (low:
+/// weak locks or new tables; medium: a strong lock held briefly; high: a
+/// strong lock held while a table is rewritten or scanned).
+///
+/// With a database URL only pending migrations are planned; without one
+/// (or with --all) every migration in the directory is. SQL that does not
+/// parse is reported with its file position (exit 2).
+///
+/// Examples:
+///   lull plan
+///   lull plan --all --format json
+///   lull plan --no-rewrites
+#[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    dir: DirArgs,
+
+    /// Run statements as written: no safe-by-default rewrites.
+    #[arg(long)]
+    no_rewrites: bool,
+
+    /// Plan every migration in the directory, applied or not, without
+    /// connecting.
+    #[arg(long)]
+    all: bool,
+
+    /// Plan up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    to: Option<String>,
+
+    /// Output: human text, or JSON (a list of migrations with their steps).
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Runs `lull plan`.
+pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
+    let setup = Setup::load(global, &args.dir)?;
+    let run_args = RunArgs { no_rewrites: args.no_rewrites, ..RunArgs::default() };
+    let online = !args.all && global.database_url(&setup.config).is_ok();
+    let opts = if online {
+        setup.options(global, &run_args)?
+    } else {
+        let mut o = lull_engine::RunnerOptions::new(String::new());
+        o.policies = setup.config.policies();
+        o.rewrites = !args.no_rewrites;
+        o
+    };
+    let runner = Runner::new(opts);
+    let plans: Vec<MigrationPlan> = if online {
+        runtime()?.block_on(runner.pending(&setup.migrations, args.to.as_deref())).map_err(engine_error)?
+    } else {
+        let mut plans = Vec::new();
+        for m in &setup.migrations {
+            if let Some(to) = &args.to {
+                if lull_migrations::compare_versions(&m.version, to).is_gt() {
+                    break;
+                }
+            }
+            plans.push(runner.plan(m, Direction::Up).map_err(engine_error)?);
+        }
+        plans
+    };
+    if args.format == Format::Json {
+        let out = serde_json::json!({
+            "pending_only": online,
+            "policies": runner.options().policies,
+            "migrations": plans,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plans.is_empty() {
+        println!("nothing to do: no {}migrations", if online { "pending " } else { "" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let policies = &runner.options().policies;
+    for plan in &plans {
+        print_plan(plan, policies);
+    }
+    let n = plans.len();
+    println!(
+        "{n} {}migration{}{}",
+        if online { "pending " } else { "" },
+        plural(n),
+        if online { "" } else { " (not checked against a database: all are listed)" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn risk_name(r: Risk) -> &'static str {
+    match r {
+        Risk::Low => "low",
+        Risk::Medium => "medium",
+        Risk::High => "high",
+    }
+}
+
+fn policy_text(p: PolicyClass, policies: &Policies) -> String {
+    let h = |d: lull_config::Duration| lull_engine::events::human(d.std());
+    match p {
+        PolicyClass::Ddl => {
+            let ramp = &policies.ddl.lock_timeouts;
+            format!(
+                "ddl: lock_timeout {}…{} over {} tries, statement_timeout {}",
+                ramp.first().map(|d| h(*d)).unwrap_or_default(),
+                ramp.last().map(|d| h(*d)).unwrap_or_default(),
+                ramp.len(),
+                h(policies.ddl.statement_timeout)
+            )
+        }
+        PolicyClass::Dml => format!(
+            "dml: lock_timeout {}, up to {} retries on lock timeout, deadlock, serialization failure",
+            h(policies.dml.lock_timeout),
+            policies.dml.max_retries
+        ),
+        PolicyClass::Index => format!(
+            "index: own connection, up to {} tries, INVALID leftovers dropped, validity checked",
+            policies.index.max_tries
+        ),
+        PolicyClass::None => "none: as written, no timeouts, no retries".to_string(),
+    }
+}
+
+fn print_plan(plan: &MigrationPlan, policies: &Policies) {
+    println!("{}_{}  risk: {}", plan.version, plan.name, risk_name(plan.risk()));
+    if plan.steps.is_empty() {
+        println!("  (no statements)");
+    }
+    for step in &plan.steps {
+        println!(
+            "  step {}  {}  [{}]  risk {}",
+            step.number,
+            step.kind.as_str(),
+            policy_text(step.policy, policies),
+            risk_name(step.risk)
+        );
+        for s in &step.statements {
+            println!("    {}    (line {})", lull_engine::excerpt(&s.sql, 120), s.line);
+            if let (Some(rewrite), Some(original)) = (s.rewrite, &s.original) {
+                println!("      rewrite {rewrite}: {}", s.note.as_deref().unwrap_or(""));
+                println!("      written as: {}", lull_engine::excerpt(original, 120));
+            }
+            if s.best_effort {
+                println!("      best effort: a final failure is a warning and a pending-index row");
+            }
+            if !s.locks.is_empty() {
+                let locks: Vec<String> = s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode.sql_name())).collect();
+                println!("      locks: {}", locks.join(", "));
+            }
+            if !s.rewrites.is_empty() {
+                println!("      rewrites table: {}", s.rewrites.join(", "));
+            }
+        }
+    }
+}
