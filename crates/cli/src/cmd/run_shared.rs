@@ -221,7 +221,8 @@ impl RenderState {
                     human(*sleep)
                 ));
                 if verbose && !blockers.is_empty() {
-                    self.line(format!("    blocked by:\n{}", blockers.human().trim_end()));
+                    let tree: Vec<String> = blockers.human().lines().map(|l| format!("    {l}")).collect();
+                    self.line(format!("    blocked by:\n{}", tree.join("\n")));
                 }
             }
             Event::Retry { step, attempt, error, sleep, .. } => {
@@ -229,7 +230,9 @@ impl RenderState {
                 self.line(format!("  step {step}: try {attempt} failed ({error}); retrying in {}", human(*sleep)));
             }
             Event::IndexProgress { index, progress, .. } => {
-                let pct = progress.percent();
+                // Totals are only meaningful while blocks or tuples are
+                // being worked through, not in the waiting phases.
+                let pct = progress.percent().filter(|_| !progress.phase.starts_with("waiting"));
                 let waiting = if progress.waiting_for.is_empty() {
                     String::new()
                 } else {
