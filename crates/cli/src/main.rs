@@ -43,6 +43,16 @@ enum Command {
     Indexes(cmd::indexes::Args),
     /// Build pending indexes on a cron schedule until SIGTERM.
     Daemon(cmd::daemon::Args),
+    /// Show exactly what `lull migrate` would run: steps, rewrites, locks, risk.
+    Plan(cmd::plan::Args),
+    /// Apply pending migrations without stalling the application.
+    Migrate(cmd::migrate::Args),
+    /// Show applied, pending, failed and running migrations, per step.
+    Status(cmd::status::Args),
+    /// Revert applied migrations with their down SQL.
+    Rollback(cmd::rollback::Args),
+    /// Record a migration as applied without running it.
+    MarkApplied(cmd::mark_applied::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +62,11 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(&cli.global, args),
         Command::Indexes(args) => cmd::indexes::run(&cli.global, args),
         Command::Daemon(args) => cmd::daemon::run(&cli.global, args),
+        Command::Plan(args) => cmd::plan::run(&cli.global, args),
+        Command::Migrate(args) => cmd::migrate::run(&cli.global, args),
+        Command::Status(args) => cmd::status::run(&cli.global, args),
+        Command::Rollback(args) => cmd::rollback::run(&cli.global, args),
+        Command::MarkApplied(args) => cmd::mark_applied::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

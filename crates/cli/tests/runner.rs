@@ -27,7 +27,10 @@ impl Project {
     fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
-        Project { dir, db: TestDb::new() }
+        Project {
+            dir,
+            db: TestDb::new(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -77,7 +80,10 @@ impl Project {
 
     fn statuses(&self) -> Vec<(String, String)> {
         self.client()
-            .query("SELECT version, status FROM lull.migrations ORDER BY version", &[])
+            .query(
+                "SELECT version, status FROM lull.migrations ORDER BY version",
+                &[],
+            )
             .unwrap()
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -89,7 +95,10 @@ impl Project {
 /// to stop (or for `hold`); returns its pid and a sender that ends it.
 fn hold_lock(url: &str, lock_sql: &str) -> (i32, mpsc::Sender<()>, thread::JoinHandle<()>) {
     let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     client.batch_execute("BEGIN").unwrap();
     client.batch_execute(lock_sql).unwrap();
     let (tx, rx) = mpsc::channel::<()>();
@@ -101,7 +110,11 @@ fn hold_lock(url: &str, lock_sql: &str) -> (i32, mpsc::Sender<()>, thread::JoinH
 }
 
 fn output_text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Waits until `sql` returns true, or panics after `limit`.
@@ -121,34 +134,54 @@ fn wait_until(p: &Project, sql: &str, limit: Duration) {
 /// True once a CONCURRENTLY build waits for the test's open snapshot (its
 /// INVALID index is in the catalog by then).
 const WAITING_FOR_SNAPSHOTS: &str =
-    "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index WHERE phase = 'waiting for old snapshots')";
+    "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index WHERE phase = 'waiting for old snapshots' AND datname = current_database())";
 
-const SHORT_RAMP: &str = "[policy.ddl]\nlock_timeouts = [\"100ms\", \"100ms\", \"100ms\"]\nretry_sleeps = [\"100ms\"]\n";
+const SHORT_RAMP: &str =
+    "[policy.ddl]\nlock_timeouts = [\"100ms\", \"100ms\", \"100ms\"]\nretry_sleeps = [\"100ms\"]\n";
 
 #[test]
 fn migrate_status_rollback_round_trip() {
     let p = Project::new();
-    p.write("001_users.sql", "create table users (id int primary key, email text);\n-- lull:down\ndrop table users;\n");
+    p.write(
+        "001_users.sql",
+        "create table users (id int primary key, email text);\n-- lull:down\ndrop table users;\n",
+    );
     p.write(
         "002_email_index.sql",
         "create index users_email on users (email);\nalter table users add column note text;\n\
          -- lull:down\nalter table users drop column note;\ndrop index users_email;\n",
     );
+    p.lull().arg("plan").assert().success().stdout(
+        predicate::str::contains("CONCURRENTLY")
+            .and(predicate::str::contains("rewrite concurrently")),
+    );
     p.lull()
-        .arg("plan")
+        .arg("migrate")
         .assert()
         .success()
-        .stdout(predicate::str::contains("CONCURRENTLY").and(predicate::str::contains("rewrite concurrently")));
-    p.lull().arg("migrate").assert().success().stderr(predicate::str::contains("applied 2 migrations"));
-    assert_eq!(p.statuses(), [("001".into(), "applied".into()), ("002".into(), "applied".into())]);
+        .stderr(predicate::str::contains("applied 2 migrations"));
+    assert_eq!(
+        p.statuses(),
+        [
+            ("001".into(), "applied".into()),
+            ("002".into(), "applied".into())
+        ]
+    );
     let valid: bool = p
         .client()
-        .query_one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass", &[])
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!(valid);
 
-    let out = p.lull().args(["status", "--format", "json"]).assert().success();
+    let out = p
+        .lull()
+        .args(["status", "--format", "json"])
+        .assert()
+        .success();
     let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let list = json.as_array().unwrap();
     assert_eq!(list.len(), 2);
@@ -159,11 +192,26 @@ fn migrate_status_rollback_round_trip() {
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert!(steps.iter().all(|s| s["status"] == "done"));
 
-    p.lull().arg("plan").assert().success().stdout(predicate::str::contains("nothing to do"));
-    p.lull().args(["rollback"]).assert().success().stderr(predicate::str::contains("rolled back 1 migration"));
+    p.lull()
+        .arg("plan")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to do"));
+    p.lull()
+        .args(["rollback"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("rolled back 1 migration"));
     assert_eq!(p.statuses(), [("001".into(), "applied".into())]);
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'users_email'"), 0);
-    p.lull().arg("status").assert().success().stdout(predicate::str::contains("pending"));
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'users_email'"),
+        0
+    );
+    p.lull()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pending"));
 }
 
 #[test]
@@ -176,7 +224,7 @@ fn lock_contention_retries_then_succeeds_when_released() {
     // Let lull fail a few tries, then release the blocker.
     wait_until(
         &p,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' AND wait_event_type = 'Lock')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' AND wait_event_type = 'Lock' AND datname = current_database())",
         Duration::from_secs(30),
     );
     thread::sleep(Duration::from_millis(1500));
@@ -193,13 +241,24 @@ fn lock_contention_retries_then_succeeds_when_released() {
 fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
     let p = Project::new();
     p.config(SHORT_RAMP);
-    p.client().batch_execute("create table t (id int); create table log (n int)").unwrap();
-    p.write("001_add.sql", "insert into log values (1);\nalter table t add column c int;\n");
+    p.client()
+        .batch_execute("create table t (id int); create table log (n int)")
+        .unwrap();
+    p.write(
+        "001_add.sql",
+        "insert into log values (1);\nalter table t add column c int;\n",
+    );
     let (pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS SHARE MODE");
     let out = p.lull().arg("migrate").assert().code(1);
     let text = output_text(out.get_output());
-    assert!(text.contains("could not take its locks in 3 tries"), "{text}");
-    assert!(text.contains(&format!("pid {pid}")), "blocker pid {pid} missing: {text}");
+    assert!(
+        text.contains("could not take its locks in 3 tries"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pid {pid}")),
+        "blocker pid {pid} missing: {text}"
+    );
     assert!(text.contains("LOCK TABLE t"), "{text}");
     // Consistent: nothing of the step committed, the failure recorded.
     assert_eq!(p.scalar_i64("SELECT count(*) FROM log"), 0);
@@ -218,12 +277,21 @@ fn lock_exhaustion_in_json_reports_the_blocker() {
     p.client().batch_execute("create table t (id int)").unwrap();
     p.write("001_add.sql", "alter table t add column c int;\n");
     let (pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS SHARE MODE");
-    let out = p.lull().args(["migrate", "--format", "json"]).assert().code(1);
+    let out = p
+        .lull()
+        .args(["migrate", "--format", "json"])
+        .assert()
+        .code(1);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "error");
     assert_eq!(last["blockers"]["blockers"][0]["pid"], pid, "{stdout}");
-    assert!(stdout.lines().any(|l| l.contains("\"event\":\"lock-retry\"")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"event\":\"lock-retry\"")),
+        "{stdout}"
+    );
     release.send(()).unwrap();
     handle.join().unwrap();
 }
@@ -237,7 +305,9 @@ fn writer(url: String, for_how_long: Duration) -> thread::JoinHandle<Duration> {
         let mut worst = Duration::ZERO;
         while start.elapsed() < for_how_long {
             let t = Instant::now();
-            client.batch_execute("INSERT INTO t (id) VALUES (1)").unwrap();
+            client
+                .batch_execute("INSERT INTO t (id) VALUES (1)")
+                .unwrap();
             worst = worst.max(t.elapsed());
             thread::sleep(Duration::from_millis(50));
         }
@@ -252,13 +322,19 @@ fn alter_behind_a_long_read_does_not_stall_writers_but_plain_alter_does() {
     // near one try.
     let p = Project::new();
     let ramp: Vec<&str> = vec!["\"100ms\""; 60];
-    p.config(&format!("[policy.ddl]\nlock_timeouts = [{}]\nretry_sleeps = [\"150ms\"]\n", ramp.join(", ")));
+    p.config(&format!(
+        "[policy.ddl]\nlock_timeouts = [{}]\nretry_sleeps = [\"150ms\"]\n",
+        ramp.join(", ")
+    ));
     p.client().batch_execute("create table t (id int)").unwrap();
     p.write("001_add.sql", "alter table t add column c int;\n");
     let (_pid, release, handle) = hold_lock(p.db.url(), "SELECT count(*) FROM t");
     let child = p.spawn(&["migrate"]);
     thread::sleep(Duration::from_millis(300));
-    let w = writer(p.db.url().to_string(), blocker_life - Duration::from_millis(500));
+    let w = writer(
+        p.db.url().to_string(),
+        blocker_life - Duration::from_millis(500),
+    );
     thread::sleep(blocker_life - Duration::from_millis(300));
     release.send(()).unwrap();
     handle.join().unwrap();
@@ -284,8 +360,14 @@ fn alter_behind_a_long_read_does_not_stall_writers_but_plain_alter_does() {
     plain.join().unwrap();
     let plain_worst = w.join().unwrap();
 
-    assert!(lull_worst < Duration::from_secs(1), "lull's ALTER stalled a writer for {lull_worst:?}");
-    assert!(plain_worst > Duration::from_secs(2), "the plain ALTER stalled the writer only {plain_worst:?}");
+    assert!(
+        lull_worst < Duration::from_secs(1),
+        "lull's ALTER stalled a writer for {lull_worst:?}"
+    );
+    assert!(
+        plain_worst > Duration::from_secs(2),
+        "the plain ALTER stalled the writer only {plain_worst:?}"
+    );
 }
 
 #[test]
@@ -300,33 +382,62 @@ fn failed_unique_build_is_reported_and_leftover_rebuilt_after_fix() {
     assert!(text.contains("t_a") && text.contains("23505"), "{text}");
     assert!(text.contains("duplicate"), "{text}");
     // lull does not leave its INVALID index behind.
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 't_a'"), 0);
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 't_a'"),
+        0
+    );
 
     // An INVALID leftover from someone else's failed build.
-    let err = p.client().batch_execute("create unique index concurrently t_a on t (a)");
+    let err = p
+        .client()
+        .batch_execute("create unique index concurrently t_a on t (a)");
     assert!(err.is_err());
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisvalid"), 1);
-    p.client().batch_execute("delete from t where ctid = (select max(ctid) from t where a = 1)").unwrap();
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisvalid"
+        ),
+        1
+    );
+    p.client()
+        .batch_execute("delete from t where ctid = (select max(ctid) from t where a = 1)")
+        .unwrap();
     p.lull()
         .arg("migrate")
         .assert()
         .success()
         .stderr(predicate::str::contains("dropped INVALID index t_a"));
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid"), 1);
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid"
+        ),
+        1
+    );
 }
 
 #[test]
 fn best_effort_index_failure_is_a_warning_and_a_pending_row() {
     let p = Project::new();
-    p.client().batch_execute("create table t (a int); insert into t values (1), (1)").unwrap();
-    p.write("001_unique.sql", "-- lull:best-effort\ncreate unique index t_a on t (a);\ncreate table after_it (id int);\n");
-    p.lull().arg("migrate").assert().success().stderr(predicate::str::contains("warning:"));
+    p.client()
+        .batch_execute("create table t (a int); insert into t values (1), (1)")
+        .unwrap();
+    p.write(
+        "001_unique.sql",
+        "-- lull:best-effort\ncreate unique index t_a on t (a);\ncreate table after_it (id int);\n",
+    );
+    p.lull()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning:"));
     let mut c = p.client();
     let row = c.query_one("SELECT table_name, definition, last_error FROM lull.pending_indexes WHERE name = 't_a'", &[]).unwrap();
     assert_eq!(row.get::<_, String>(0), "t");
     assert!(row.get::<_, String>(1).contains("CONCURRENTLY"));
     assert!(row.get::<_, String>(2).contains("23505"));
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'after_it'"), 1);
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'after_it'"),
+        1
+    );
 }
 
 fn kill9(child: &mut Child) {
@@ -340,17 +451,26 @@ fn kill9(child: &mut Child) {
 #[test]
 fn kill_during_a_transactional_step_then_rerun_applies_once() {
     let p = Project::new();
-    p.client().batch_execute("create table log (n int)").unwrap();
-    p.write("001_slow.sql", "insert into log values (1);\nselect pg_sleep(3);\ncreate table done_marker (id int);\n");
+    p.client()
+        .batch_execute("create table log (n int)")
+        .unwrap();
+    p.write(
+        "001_slow.sql",
+        "insert into log values (1);\nselect pg_sleep(3);\ncreate table done_marker (id int);\n",
+    );
     let mut child = p.spawn(&["migrate"]);
     wait_until(
         &p,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'select pg_sleep%' AND application_name = 'lull')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'select pg_sleep%' AND application_name = 'lull' AND datname = current_database())",
         Duration::from_secs(30),
     );
     kill9(&mut child);
     // The orphaned backend ends its sleep and rolls back on its own.
-    let out = p.lull().args(["migrate", "--lock-wait", "30s"]).output().unwrap();
+    let out = p
+        .lull()
+        .args(["migrate", "--lock-wait", "30s"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(p.scalar_i64("SELECT count(*) FROM log"), 1);
     assert_eq!(p.statuses(), [("001".into(), "applied".into())]);
@@ -362,27 +482,47 @@ fn kill_during_an_index_step_then_rerun_rebuilds() {
     p.client()
         .batch_execute("create table t (a int); insert into t select g from generate_series(1, 1000) g; create table log (n int)")
         .unwrap();
-    p.write("001_index.sql", "insert into log values (1);\ncreate index t_a on t (a);\ninsert into log values (2);\n");
+    p.write(
+        "001_index.sql",
+        "insert into log values (1);\ncreate index t_a on t (a);\ninsert into log values (2);\n",
+    );
     // An open snapshot keeps the CONCURRENTLY build waiting, with its
     // INVALID index already in the catalog.
-    let (_pid, release, handle) = hold_lock(p.db.url(), "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM log");
+    let (_pid, release, handle) = hold_lock(
+        p.db.url(),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM log",
+    );
     let mut child = p.spawn(&["migrate"]);
     wait_until(&p, WAITING_FOR_SNAPSHOTS, Duration::from_secs(30));
     kill9(&mut child);
     // The orphaned build would finish once the snapshot ends; end it now,
     // as a crash of the whole host would, leaving the INVALID index.
     p.client()
-        .batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'lull%' AND pid <> pg_backend_pid()")
+        .batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'lull%' AND datname = current_database() AND pid <> pg_backend_pid()")
         .unwrap();
     release.send(()).unwrap();
     handle.join().unwrap();
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisvalid"), 1);
-    let out = p.lull().args(["migrate", "--lock-wait", "30s"]).output().unwrap();
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisvalid"
+        ),
+        1
+    );
+    let out = p
+        .lull()
+        .args(["migrate", "--lock-wait", "30s"])
+        .output()
+        .unwrap();
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("dropped INVALID index t_a"), "{text}");
     assert!(text.contains("step 1 skipped"), "{text}");
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid"), 1);
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid"
+        ),
+        1
+    );
     assert_eq!(p.scalar_i64("SELECT count(*) FROM log WHERE n = 1"), 1);
     assert_eq!(p.scalar_i64("SELECT count(*) FROM log WHERE n = 2"), 1);
 }
@@ -391,15 +531,23 @@ fn kill_during_an_index_step_then_rerun_rebuilds() {
 fn second_runner_refuses_or_waits_without_deadlocking_a_concurrent_build() {
     let p = Project::new();
     p.client()
-        .batch_execute("create table t (a int); insert into t select g from generate_series(1, 1000) g")
+        .batch_execute(
+            "create table t (a int); insert into t select g from generate_series(1, 1000) g",
+        )
         .unwrap();
     p.write("001_index.sql", "create index t_a on t (a);\n");
-    let (_pid, release, handle) = hold_lock(p.db.url(), "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t");
+    let (_pid, release, handle) = hold_lock(
+        p.db.url(),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t",
+    );
     let first = p.spawn(&["migrate"]);
     wait_until(&p, WAITING_FOR_SNAPSHOTS, Duration::from_secs(30));
     let out = p.lull().arg("migrate").assert().code(3);
     let text = output_text(out.get_output());
-    assert!(text.contains("another lull runner holds the runner lock (pid"), "{text}");
+    assert!(
+        text.contains("another lull runner holds the runner lock (pid"),
+        "{text}"
+    );
     assert!(text.contains("lull runner lock"), "{text}");
     // A waiting second runner polls without a snapshot, so the build can
     // finish once the reader ends; then the second runner has nothing to do.
@@ -429,13 +577,19 @@ fn edited_applied_file_is_refused_with_both_checksums() {
         .code(3)
         .stderr(predicate::str::contains(old.as_str()).and(predicate::str::contains(new.as_str())))
         .stderr(predicate::str::contains("--allow-changed"));
-    p.lull().args(["migrate", "--allow-changed"]).assert().success();
+    p.lull()
+        .args(["migrate", "--allow-changed"])
+        .assert()
+        .success();
 }
 
 #[test]
 fn missing_down_is_reported_before_anything_is_reverted() {
     let p = Project::new();
-    p.write("001_a.sql", "create table a (id int);\n-- lull:down\ndrop table a;\n");
+    p.write(
+        "001_a.sql",
+        "create table a (id int);\n-- lull:down\ndrop table a;\n",
+    );
     p.write("002_b.sql", "create table b (id int);\n");
     p.lull().arg("migrate").assert().success();
     p.lull()
@@ -444,20 +598,27 @@ fn missing_down_is_reported_before_anything_is_reverted() {
         .code(2)
         .stderr(predicate::str::contains("002_b has no down migration"));
     assert_eq!(p.statuses().len(), 2);
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname IN ('a', 'b')"), 2);
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname IN ('a', 'b')"),
+        2
+    );
 }
 
 #[test]
 fn malformed_sql_is_reported_with_position_before_anything_runs() {
     let p = Project::new();
     p.write("001_ok.sql", "create table a (id int);\n");
-    p.write("002_bad.sql", "create table b (id int);\n\ncreate tabel c (id int);\n");
-    p.lull()
-        .arg("migrate")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("002_bad.sql:3:").and(predicate::str::contains("syntax error")));
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'a'"), 0);
+    p.write(
+        "002_bad.sql",
+        "create table b (id int);\n\ncreate tabel c (id int);\n",
+    );
+    p.lull().arg("migrate").assert().code(2).stderr(
+        predicate::str::contains("002_bad.sql:3:").and(predicate::str::contains("syntax error")),
+    );
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'a'"),
+        0
+    );
     assert!(p.statuses().is_empty());
 }
 
@@ -466,12 +627,30 @@ fn mark_applied_records_without_running() {
     let p = Project::new();
     p.write("001_a.sql", "create table a (id int);\n");
     p.write("002_b.sql", "create table b (id int);\n");
-    p.lull().args(["mark-applied", "001"]).assert().success().stderr(predicate::str::contains("recorded 001"));
-    p.lull().args(["mark-applied", "999"]).assert().code(2).stderr(predicate::str::contains("no migration with version 999"));
+    p.lull()
+        .args(["mark-applied", "001"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("recorded 001"));
+    p.lull()
+        .args(["mark-applied", "999"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no migration with version 999"));
     p.lull().arg("migrate").assert().success();
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'a'"), 0);
-    assert_eq!(p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'b'"), 1);
-    p.lull().arg("status").assert().success().stdout(predicate::str::contains("by mark-applied"));
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'a'"),
+        0
+    );
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'b'"),
+        1
+    );
+    p.lull()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("by mark-applied"));
 }
 
 #[test]
@@ -479,9 +658,15 @@ fn unreachable_database_is_a_clear_error_without_password() {
     let p = Project::new();
     p.write("001_a.sql", "create table a (id int);\n");
     p.lull()
-        .args(["migrate", "--database-url", "postgres://app:hunter2@127.0.0.1:1/x?connect_timeout=2"])
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://app:hunter2@127.0.0.1:1/x?connect_timeout=2",
+        ])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cannot connect to postgres://app:***@127.0.0.1:1/x"))
+        .stderr(predicate::str::contains(
+            "cannot connect to postgres://app:***@127.0.0.1:1/x",
+        ))
         .stderr(predicate::str::contains("hunter2").not());
 }

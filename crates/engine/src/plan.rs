@@ -314,14 +314,23 @@ fn naive_steps(m: &Migration, file: &SqlFile, parsed: &[Statement]) -> Vec<Step>
         note: None,
         class: parsed[0].facts.class,
         locks: merge_locks(parsed.iter().flat_map(|s| s.facts.locks.iter())),
-        rewrites: parsed.iter().flat_map(|s| s.facts.rewrites.clone()).collect(),
+        rewrites: parsed
+            .iter()
+            .flat_map(|s| s.facts.rewrites.clone())
+            .collect(),
         scans: parsed.iter().flat_map(|s| s.facts.scans.clone()).collect(),
         index: None,
         best_effort: false,
         line: 1 + file.line_offset,
         risk,
     };
-    vec![Step { number: 1, kind: StepKind::Transaction, policy: PolicyClass::None, statements: vec![stmt], risk }]
+    vec![Step {
+        number: 1,
+        kind: StepKind::Transaction,
+        policy: PolicyClass::None,
+        statements: vec![stmt],
+        risk,
+    }]
 }
 
 fn merge_locks<'a>(locks: impl Iterator<Item = &'a RelLock>) -> Vec<RelLock> {

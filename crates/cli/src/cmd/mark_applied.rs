@@ -39,7 +39,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
     let opts = setup.options(global, &args.run)?;
     let runner = Runner::new(opts);
-    let recorded = runtime()?.block_on(runner.mark_applied(&setup.migrations, &args.migration)).map_err(engine_error)?;
+    let recorded = runtime()?
+        .block_on(runner.mark_applied(&setup.migrations, &args.migration))
+        .map_err(engine_error)?;
     if recorded {
         eprintln!("recorded {} as applied (nothing was run)", args.migration);
     } else {

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use lull_engine::Runner;
 
-use crate::cmd::run_shared::{engine_error, event_sink, plural, runtime, DirArgs, Format, RunArgs, Setup};
+use crate::cmd::run_shared::{
+    engine_error, event_sink, plural, runtime, DirArgs, Format, RunArgs, Setup,
+};
 use crate::context::GlobalArgs;
 use crate::error::{CliError, CliResult};
 
@@ -70,10 +72,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
                 let line = serde_json::json!({ "event": "done", "applied": summary.versions, "warnings": summary.warnings, "elapsed": summary.elapsed.as_millis() as u64 });
                 println!("{line}");
             } else if summary.versions.is_empty() {
-                eprintln!("nothing to apply: every migration in {} is applied", setup.dir.display());
+                eprintln!(
+                    "nothing to apply: every migration in {} is applied",
+                    setup.dir.display()
+                );
             } else {
                 let n = summary.versions.len();
-                eprintln!("applied {n} migration{} in {}", plural(n), lull_engine::events::human(summary.elapsed));
+                eprintln!(
+                    "applied {n} migration{} in {}",
+                    plural(n),
+                    lull_engine::events::human(summary.elapsed)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -3,4 +3,10 @@
 pub mod config;
 pub mod daemon;
 pub mod indexes;
+pub mod mark_applied;
+pub mod migrate;
+pub mod plan;
+pub mod rollback;
+pub mod run_shared;
 pub mod sandbox;
+pub mod status;

@@ -55,7 +55,10 @@ pub struct Args {
 /// Runs `lull plan`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
-    let run_args = RunArgs { no_rewrites: args.no_rewrites, ..RunArgs::default() };
+    let run_args = RunArgs {
+        no_rewrites: args.no_rewrites,
+        ..RunArgs::default()
+    };
     let online = !args.all && global.database_url(&setup.config).is_ok();
     let opts = if online {
         setup.options(global, &run_args)?
@@ -67,7 +70,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     };
     let runner = Runner::new(opts);
     let plans: Vec<MigrationPlan> = if online {
-        runtime()?.block_on(runner.pending(&setup.migrations, args.to.as_deref())).map_err(engine_error)?
+        runtime()?
+            .block_on(runner.pending(&setup.migrations, args.to.as_deref()))
+            .map_err(engine_error)?
     } else {
         let mut plans = Vec::new();
         for m in &setup.migrations {
@@ -90,7 +95,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if plans.is_empty() {
-        println!("nothing to do: no {}migrations", if online { "pending " } else { "" });
+        println!(
+            "nothing to do: no {}migrations",
+            if online { "pending " } else { "" }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let policies = &runner.options().policies;
@@ -102,7 +110,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         "{n} {}migration{}{}",
         if online { "pending " } else { "" },
         plural(n),
-        if online { "" } else { " (not checked against a database: all are listed)" }
+        if online {
+            ""
+        } else {
+            " (not checked against a database: all are listed)"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -142,7 +154,12 @@ fn policy_text(p: PolicyClass, policies: &Policies) -> String {
 }
 
 fn print_plan(plan: &MigrationPlan, policies: &Policies) {
-    println!("{}_{}  risk: {}", plan.version, plan.name, risk_name(plan.risk()));
+    println!(
+        "{}_{}  risk: {}",
+        plan.version,
+        plan.name,
+        risk_name(plan.risk())
+    );
     if plan.steps.is_empty() {
         println!("  (no statements)");
     }
@@ -155,16 +172,27 @@ fn print_plan(plan: &MigrationPlan, policies: &Policies) {
             risk_name(step.risk)
         );
         for s in &step.statements {
-            println!("    {}    (line {})", lull_engine::excerpt(&s.sql, 120), s.line);
+            println!(
+                "    {}    (line {})",
+                lull_engine::excerpt(&s.sql, 120),
+                s.line
+            );
             if let (Some(rewrite), Some(original)) = (s.rewrite, &s.original) {
-                println!("      rewrite {rewrite}: {}", s.note.as_deref().unwrap_or(""));
+                println!(
+                    "      rewrite {rewrite}: {}",
+                    s.note.as_deref().unwrap_or("")
+                );
                 println!("      written as: {}", lull_engine::excerpt(original, 120));
             }
             if s.best_effort {
                 println!("      best effort: a final failure is a warning and a pending-index row");
             }
             if !s.locks.is_empty() {
-                let locks: Vec<String> = s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode.sql_name())).collect();
+                let locks: Vec<String> = s
+                    .locks
+                    .iter()
+                    .map(|l| format!("{} {}", l.relation, l.mode.sql_name()))
+                    .collect();
                 println!("      locks: {}", locks.join(", "));
             }
             if !s.rewrites.is_empty() {

@@ -62,7 +62,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     match runtime()?.block_on(runner.rollback(&setup.migrations, target)) {
         Ok(summary) => {
             if args.format == Format::Json {
-                println!("{}", serde_json::json!({ "event": "done", "rolled_back": summary.versions }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "event": "done", "rolled_back": summary.versions })
+                );
             } else if summary.versions.is_empty() {
                 eprintln!("nothing to roll back");
             } else {

@@ -105,7 +105,11 @@ impl Setup {
                 None => err,
             }
         })?;
-        Ok(Setup { config, migrations, dir: path })
+        Ok(Setup {
+            config,
+            migrations,
+            dir: path,
+        })
     }
 
     /// Runner options from the config and flags.
@@ -150,7 +154,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// for index builds when stderr is a terminal), or one JSON object per
 /// line on stdout.
 pub fn event_sink(format: Format, verbose: bool) -> EventSink {
-    let state = Mutex::new(RenderState { bar: None, last_phase: String::new() });
+    let state = Mutex::new(RenderState {
+        bar: None,
+        last_phase: String::new(),
+    });
     let tty = std::io::stderr().is_terminal();
     Arc::new(move |event: &Event| {
         if format == Format::Json {
@@ -199,46 +206,97 @@ impl RenderState {
                 };
                 self.line(format!("waiting for another lull runner{who} to finish"));
             }
-            Event::MigrationStarted { version, name, direction, steps, resumed_after } => {
-                let verb = if *direction == "down" { "rolling back" } else { "applying" };
+            Event::MigrationStarted {
+                version,
+                name,
+                direction,
+                steps,
+                resumed_after,
+            } => {
+                let verb = if *direction == "down" {
+                    "rolling back"
+                } else {
+                    "applying"
+                };
                 let resumed = if *resumed_after > 0 {
                     format!(", resuming after step {resumed_after}")
                 } else {
                     String::new()
                 };
-                self.line(format!("{} {verb} {version}_{name} ({steps} step{}{resumed})", "→".cyan(), plural(*steps)));
+                self.line(format!(
+                    "{} {verb} {version}_{name} ({steps} step{}{resumed})",
+                    "→".cyan(),
+                    plural(*steps)
+                ));
             }
-            Event::StepStarted { step, total, kind, policy, summary, .. } => {
+            Event::StepStarted {
+                step,
+                total,
+                kind,
+                policy,
+                summary,
+                ..
+            } => {
                 self.line(format!("  step {step}/{total} {kind} [{policy}] {summary}"));
             }
             Event::StepSkipped { step, reason, .. } => {
                 self.line(format!("  step {step} skipped: {reason}"));
             }
-            Event::LockRetry { step, attempt, of, lock_timeout, sleep, blockers, .. } => {
+            Event::LockRetry {
+                step,
+                attempt,
+                of,
+                lock_timeout,
+                sleep,
+                blockers,
+                ..
+            } => {
                 self.line(format!(
                     "  step {step}: lock not available within {} (try {attempt}/{of}); retrying in {}",
                     human(*lock_timeout),
                     human(*sleep)
                 ));
                 if verbose && !blockers.is_empty() {
-                    let tree: Vec<String> = blockers.human().lines().map(|l| format!("    {l}")).collect();
+                    let tree: Vec<String> = blockers
+                        .human()
+                        .lines()
+                        .map(|l| format!("    {l}"))
+                        .collect();
                     self.line(format!("    blocked by:\n{}", tree.join("\n")));
                 }
             }
-            Event::Retry { step, attempt, error, sleep, .. } => {
+            Event::Retry {
+                step,
+                attempt,
+                error,
+                sleep,
+                ..
+            } => {
                 self.finish_bar();
-                self.line(format!("  step {step}: try {attempt} failed ({error}); retrying in {}", human(*sleep)));
+                self.line(format!(
+                    "  step {step}: try {attempt} failed ({error}); retrying in {}",
+                    human(*sleep)
+                ));
             }
-            Event::IndexProgress { index, progress, .. } => {
+            Event::IndexProgress {
+                index, progress, ..
+            } => {
                 // Totals are only meaningful while blocks or tuples are
                 // being worked through, not in the waiting phases.
-                let pct = progress.percent().filter(|_| !progress.phase.starts_with("waiting"));
+                let pct = progress
+                    .percent()
+                    .filter(|_| !progress.phase.starts_with("waiting"));
                 let waiting = if progress.waiting_for.is_empty() {
                     String::new()
                 } else {
                     format!(
                         " — waiting for pid {}",
-                        progress.waiting_for.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                        progress
+                            .waiting_for
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 };
                 let msg = format!("{index}: {}{waiting}", progress.phase);
@@ -261,17 +319,40 @@ impl RenderState {
                 }
             }
             Event::InvalidIndexDropped { index } => {
-                self.line(format!("  dropped INVALID index {index} left by an earlier failed build"));
+                self.line(format!(
+                    "  dropped INVALID index {index} left by an earlier failed build"
+                ));
             }
-            Event::StepFinished { step, elapsed, tries, .. } => {
+            Event::StepFinished {
+                step,
+                elapsed,
+                tries,
+                ..
+            } => {
                 self.finish_bar();
-                let tries = if *tries > 1 { format!(" after {tries} tries") } else { String::new() };
+                let tries = if *tries > 1 {
+                    format!(" after {tries} tries")
+                } else {
+                    String::new()
+                };
                 self.line(format!("  step {step} done in {}{tries}", human(*elapsed)));
             }
-            Event::MigrationFinished { version, direction, elapsed } => {
+            Event::MigrationFinished {
+                version,
+                direction,
+                elapsed,
+            } => {
                 self.finish_bar();
-                let verb = if *direction == "down" { "rolled back" } else { "applied" };
-                self.line(format!("{} {version} {verb} in {}", "✓".green(), human(*elapsed)));
+                let verb = if *direction == "down" {
+                    "rolled back"
+                } else {
+                    "applied"
+                };
+                self.line(format!(
+                    "{} {version} {verb} in {}",
+                    "✓".green(),
+                    human(*elapsed)
+                ));
             }
             Event::Warning { message } => {
                 self.finish_bar();

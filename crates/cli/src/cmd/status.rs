@@ -41,17 +41,32 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
     let opts = setup.options(global, &RunArgs::default())?;
     let runner = Runner::new(opts);
-    let statuses = runtime()?.block_on(runner.status(&setup.migrations)).map_err(engine_error)?;
+    let statuses = runtime()?
+        .block_on(runner.status(&setup.migrations))
+        .map_err(engine_error)?;
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&statuses).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&statuses).unwrap_or_default()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if statuses.is_empty() {
         println!("no migrations in {}", setup.dir.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let vw = statuses.iter().map(|s| s.version.len()).max().unwrap_or(7).max(7);
-    let nw = statuses.iter().map(|s| s.name.len()).max().unwrap_or(4).clamp(4, 40);
+    let vw = statuses
+        .iter()
+        .map(|s| s.version.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let nw = statuses
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
     println!("{:vw$}  {:nw$}  {:8}  STEPS", "VERSION", "NAME", "STATUS");
     for s in &statuses {
         let done = s.steps.iter().filter(|st| st.status == "done").count();
@@ -69,14 +84,31 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         if s.missing_file {
             notes.push("file missing".to_string());
         }
-        if let Some(mode) = s.record.as_ref().map(|r| r.mode.as_str()).filter(|m| *m != "lull") {
+        if let Some(mode) = s
+            .record
+            .as_ref()
+            .map(|r| r.mode.as_str())
+            .filter(|m| *m != "lull")
+        {
             notes.push(format!("by {mode}"));
         }
-        if let Some(err) = s.record.as_ref().and_then(|r| r.error.as_deref()).filter(|_| s.status != "applied") {
+        if let Some(err) = s
+            .record
+            .as_ref()
+            .and_then(|r| r.error.as_deref())
+            .filter(|_| s.status != "applied")
+        {
             notes.push(format!("error: {}", lull_engine::excerpt(err, 100)));
         }
-        let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join("; ")) };
-        println!("{:vw$}  {:nw$}  {:8}  {steps}{notes}", s.version, s.name, s.status);
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", notes.join("; "))
+        };
+        println!(
+            "{:vw$}  {:nw$}  {:8}  {steps}{notes}",
+            s.version, s.name, s.status
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
