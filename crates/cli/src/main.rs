@@ -53,6 +53,8 @@ enum Command {
     Rollback(cmd::rollback::Args),
     /// Record a migration as applied without running it.
     MarkApplied(cmd::mark_applied::Args),
+    /// Accept edited files of applied migrations (record new checksums).
+    Repair(cmd::repair::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&cli.global, args),
         Command::Rollback(args) => cmd::rollback::run(&cli.global, args),
         Command::MarkApplied(args) => cmd::mark_applied::run(&cli.global, args),
+        Command::Repair(args) => cmd::repair::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -169,8 +169,8 @@ impl EngineError {
                     .into(),
             ),
             EngineError::ChangedChecksum { .. } => Some(
-                "restore the file as it was applied, or pass --allow-changed to accept \
-                 the new content (`lull mark-applied` records it again)"
+                "restore the file as it was applied; or, if the edit needs no re-run, record \
+                 the new checksum with `lull repair`; or pass --allow-changed for this run"
                     .into(),
             ),
             EngineError::MissingDown { .. } => Some(

@@ -411,6 +411,34 @@ impl Runner {
         Ok(true)
     }
 
+    /// Accepts edited files of applied migrations: records their current
+    /// checksums. Returns `(version, recorded, current)` for each change.
+    /// Nothing is run; use it after an edit that does not need re-applying
+    /// (a comment, formatting, a fix already made by hand).
+    pub async fn repair(
+        &self,
+        migrations: &[Migration],
+    ) -> Result<Vec<(String, String, String)>, EngineError> {
+        let session = self.session(true).await?;
+        let records = self.state.migrations(&session.work).await?;
+        let mut changed = Vec::new();
+        for r in &records {
+            let Some(m) = migrations
+                .iter()
+                .find(|m| compare_versions(&m.version, &r.version).is_eq())
+            else {
+                continue;
+            };
+            if m.checksum != r.checksum {
+                self.state
+                    .set_checksum(&session.work, &r.version, &m.checksum)
+                    .await?;
+                changed.push((r.version.clone(), r.checksum.clone(), m.checksum.clone()));
+            }
+        }
+        Ok(changed)
+    }
+
     /// Every migration on disk or recorded, with its status and steps,
     /// sorted by version. Reads only; creates nothing.
     pub async fn status(

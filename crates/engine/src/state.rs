@@ -121,6 +121,24 @@ impl State {
     /// Creates the schema and tables if missing. Call with the runner lock
     /// held: concurrent `CREATE TABLE IF NOT EXISTS` can still collide.
     pub async fn ensure(&self, client: &Client) -> Result<(), EngineError> {
+        // `CREATE SCHEMA IF NOT EXISTS` checks the CREATE privilege even
+        // when the schema exists, so an application role that may not
+        // create schemas can still run once the tables are there.
+        let present = client
+            .query_one(
+                "SELECT to_regclass($1::text) IS NOT NULL AND to_regclass($2::text) IS NOT NULL \
+                    AND to_regclass($3::text) IS NOT NULL",
+                &[
+                    &self.t("migrations"),
+                    &self.t("steps"),
+                    &self.t("pending_indexes"),
+                ],
+            )
+            .await
+            .map_err(|e| EngineError::db("looking for lull's state tables", e))?;
+        if present.get::<_, bool>(0) {
+            return Ok(());
+        }
         let s = quote_ident(&self.schema);
         let sql = format!(
             "SET lock_timeout = '5s';
@@ -410,6 +428,27 @@ impl State {
             )
             .await
             .map_err(|e| EngineError::db("recording the migration as applied", e))?;
+        Ok(())
+    }
+
+    /// Records the current checksum of an applied migration (after its
+    /// file was edited on purpose).
+    pub async fn set_checksum(
+        &self,
+        client: &Client,
+        version: &str,
+        checksum: &str,
+    ) -> Result<(), EngineError> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET checksum = $2 WHERE version = $1",
+                    self.t("migrations")
+                ),
+                &[&version, &checksum],
+            )
+            .await
+            .map_err(|e| EngineError::db("updating the recorded checksum", e))?;
         Ok(())
     }
 

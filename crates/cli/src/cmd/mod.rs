@@ -6,6 +6,7 @@ pub mod indexes;
 pub mod mark_applied;
 pub mod migrate;
 pub mod plan;
+pub mod repair;
 pub mod rollback;
 pub mod run_shared;
 pub mod sandbox;
