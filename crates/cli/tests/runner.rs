@@ -670,3 +670,72 @@ fn unreachable_database_is_a_clear_error_without_password() {
         ))
         .stderr(predicate::str::contains("hunter2").not());
 }
+
+#[test]
+fn dml_retries_lock_timeouts_and_fails_clearly_on_statement_timeout() {
+    let p = Project::new();
+    p.config(
+        "[policy.dml]\nlock_timeout = \"100ms\"\nstatement_timeout = \"300ms\"\nmax_retries = 30\n\
+         backoff_base = \"100ms\"\nbackoff_max = \"200ms\"\n",
+    );
+    p.client().batch_execute("create table t (id int)").unwrap();
+    p.write("001_fill.sql", "insert into t values (1);\n");
+    let (_pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS EXCLUSIVE MODE");
+    let child = p.spawn(&["migrate"]);
+    wait_until(
+        &p,
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' \
+         AND wait_event_type = 'Lock' AND datname = current_database())",
+        Duration::from_secs(30),
+    );
+    thread::sleep(Duration::from_millis(800));
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("try 1 failed") && text.contains("lock timeout"),
+        "{text}"
+    );
+    assert_eq!(p.scalar_i64("SELECT count(*) FROM t"), 1);
+
+    p.write(
+        "002_slow.sql",
+        "update t set id = id + 1 where pg_sleep(2) is not null;\n",
+    );
+    p.lull().arg("migrate").assert().code(1).stderr(
+        predicate::str::contains("57014")
+            .and(predicate::str::contains("policy.dml.statement_timeout")),
+    );
+    assert_eq!(p.scalar_i64("SELECT max(id)::bigint FROM t"), 1);
+}
+
+#[test]
+fn migrate_to_and_rollback_to_stop_at_the_version() {
+    let p = Project::new();
+    for v in 1..=3 {
+        p.write(
+            &format!("00{v}_t{v}.sql"),
+            &format!("create table t{v} (id int);\n-- lull:down\ndrop table t{v};\n"),
+        );
+    }
+    p.lull().args(["migrate", "--to", "002"]).assert().success();
+    assert_eq!(p.statuses().len(), 2);
+    p.lull()
+        .args(["migrate", "--to", "7"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no migration with version 7"));
+    p.lull().arg("migrate").assert().success();
+    p.lull()
+        .args(["rollback", "--to", "001"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("rolled back 2 migrations"));
+    assert_eq!(p.statuses(), [("001".into(), "applied".into())]);
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_class WHERE relname IN ('t2', 't3')"),
+        0
+    );
+}
