@@ -739,3 +739,40 @@ fn migrate_to_and_rollback_to_stop_at_the_version() {
         0
     );
 }
+
+#[test]
+fn statements_outside_transactions_run_as_autocommit_steps() {
+    let p = Project::new();
+    p.write(
+        "001_no_tx.sql",
+        "-- lull:no-transaction\ncreate table a (id int);\ninsert into a values (1);\nvacuum a;\n",
+    );
+    p.write(
+        "002_vacuum.sql",
+        "create table b (id int);\nvacuum b;\ncreate table c (id int);\n",
+    );
+    p.lull().arg("migrate").assert().success();
+    let kinds: Vec<(String, i32, String)> = p
+        .client()
+        .query(
+            "SELECT version, step, kind FROM lull.steps ORDER BY version, step",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expect = |v: &str, s: i32, k: &str| (v.to_string(), s, k.to_string());
+    assert_eq!(
+        kinds,
+        [
+            expect("001", 1, "autocommit"),
+            expect("001", 2, "autocommit"),
+            expect("001", 3, "autocommit"),
+            expect("002", 1, "transaction"),
+            expect("002", 2, "autocommit"),
+            expect("002", 3, "transaction"),
+        ]
+    );
+    assert_eq!(p.scalar_i64("SELECT count(*) FROM a"), 1);
+}
