@@ -621,10 +621,12 @@ fn drop_facts(s: &protobuf::DropStmt) -> Facts {
         return f;
     }
     let names: Vec<String> = s.objects.iter().filter_map(ast::dotted_name).collect();
+    // DROP INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE on the index and
+    // its table and waits for the transactions using them instead of
+    // blocking them.
+    let mode = if s.concurrent { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive };
     for name in &names {
-        // DROP INDEX CONCURRENTLY waits with SHARE UPDATE EXCLUSIVE and only
-        // takes ACCESS EXCLUSIVE on the index once nobody uses it.
-        f.lock(name, LockMode::AccessExclusive);
+        f.lock(name, mode);
     }
     if is_index {
         f.transactional = !s.concurrent;
@@ -766,8 +768,10 @@ fn alter_table_facts(s: &protobuf::AlterTableStmt) -> Facts {
                 } else {
                     AccessExclusive
                 };
+                // The partition itself is always locked ACCESS EXCLUSIVE;
+                // CONCURRENTLY only spares the parent.
                 if let Some(part) = ast::partition_cmd(cmd).and_then(|p| p.name.as_ref()) {
-                    f.lock(ast::rel_name(part), mode);
+                    f.lock(ast::rel_name(part), AccessExclusive);
                 }
                 if concurrent {
                     f.transactional = false;
@@ -1000,7 +1004,8 @@ mod tests {
         );
         let f = facts("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY");
         assert!(!f.transactional);
-        assert_eq!(f.lock_on("p1"), Some(LockMode::ShareUpdateExclusive));
+        assert_eq!(f.lock_on("p"), Some(LockMode::ShareUpdateExclusive));
+        assert_eq!(f.lock_on("p1"), Some(LockMode::AccessExclusive));
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! What `lull lint` reads: migration directories (through
+//! `lull-migrations`, so only "up" parts in version order), single files,
+//! stdin, exclusion globs, and table sizes from a live database.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use lull_analyzer::{SourceFile, TableSize, TableStats};
+use lull_config::{redact_url, Config};
+
+use crate::error::CliError;
+
+/// One path argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `-`: SQL on stdin.
+    Stdin,
+    /// A directory of migrations.
+    Dir(PathBuf),
+    /// One SQL file.
+    File(PathBuf),
+}
+
+impl Input {
+    fn of(path: &Path) -> Input {
+        if path.as_os_str() == "-" {
+            Input::Stdin
+        } else if path.is_dir() {
+            Input::Dir(path.to_path_buf())
+        } else {
+            Input::File(path.to_path_buf())
+        }
+    }
+}
+
+/// The `[lint] exclude` globs.
+pub fn excludes(config: &Config) -> Result<Vec<glob::Pattern>, CliError> {
+    config
+        .settings
+        .lint
+        .exclude
+        .iter()
+        .flatten()
+        .map(|g| {
+            glob::Pattern::new(g).map_err(|e| {
+                CliError::new(format!("[lint] exclude has an invalid glob `{g}`: {e}"))
+                    .hint("globs look like \"migrations/legacy/**\"")
+            })
+        })
+        .collect()
+}
+
+fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
+    let text = path.to_string_lossy();
+    let text = text.strip_prefix("./").unwrap_or(&text);
+    excludes.iter().any(|g| g.matches(text) || g.matches_path(path))
+}
+
+/// Reads every input into the files to lint, in run order.
+pub fn collect(paths: &[PathBuf], config: &Config, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+    let inputs: Vec<Input> = if paths.is_empty() {
+        let dir = config.migrations_dir();
+        if !dir.is_dir() {
+            return Err(CliError::new(format!("no paths given and {} is not a directory", dir.display()))
+                .hint("pass files or directories to lint, `-` for stdin, or set `dir` in lull.toml"));
+        }
+        vec![Input::Dir(dir)]
+    } else {
+        paths.iter().map(|p| Input::of(p)).collect()
+    };
+    let mut files = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Stdin => {
+                let mut sql = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut sql)
+                    .map_err(|e| CliError::new(format!("cannot read stdin: {e}")))?;
+                files.push(SourceFile { path: "<stdin>".into(), sql, ..SourceFile::default() });
+            }
+            Input::File(path) => {
+                if excluded(&path, excludes) {
+                    continue;
+                }
+                let sql = std::fs::read_to_string(&path).map_err(|e| {
+                    CliError::new(format!("cannot read {}: {e}", path.display()))
+                        .hint("check the path; use `-` to read SQL from stdin")
+                })?;
+                files.push(SourceFile { path: display(&path), sql, ..SourceFile::default() });
+            }
+            Input::Dir(dir) => files.extend(directory(&dir, excludes)?),
+        }
+    }
+    Ok(files)
+}
+
+/// The "up" parts of a migration directory, in version order.
+fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+    let migrations = lull_migrations::discover(dir).map_err(|e| {
+        CliError::new(e).hint("pass single .sql files instead, or fix the directory layout")
+    })?;
+    let mut files = Vec::new();
+    for m in migrations {
+        let Some(up) = &m.up else { continue };
+        if excluded(&up.path, excludes) {
+            continue;
+        }
+        files.push(SourceFile {
+            path: display(&up.path),
+            sql: up.sql.clone(),
+            line_offset: up.line_offset,
+            no_transaction: m.no_transaction,
+            has_down: m.layout.has_down().then_some(m.down.is_some()),
+        });
+    }
+    Ok(files)
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Row estimates and total sizes of every user table, from `reltuples` and
+/// `pg_total_relation_size`.
+pub fn stats_from_database(url: &str) -> Result<TableStats, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let client = lull_engine::db::connect(url, "lull lint").await.map_err(|e| {
+            CliError::new(format!("cannot read table sizes from {}: {e}", redact_url(url)))
+                .hint("pass --offline to lint without sizes, or --stats FILE")
+        })?;
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8, \
+                        pg_total_relation_size(c.oid)::int8 \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'm') \
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+                &[],
+            )
+            .await
+            .map_err(|e| CliError::new(format!("cannot read table sizes: {}", lull_engine::pg_message(&e))))?;
+        let mut stats = TableStats::default();
+        for row in rows {
+            let schema: String = row.get(0);
+            let table: String = row.get(1);
+            let reltuples: f64 = row.get(2);
+            let bytes: i64 = row.get(3);
+            stats.insert(format!("{schema}.{table}"), TableSize { rows: reltuples as u64, bytes: bytes.max(0) as u64 });
+        }
+        Ok(stats)
+    })
+}

@@ -1,0 +1,231 @@
+//! `lull lint`: check migrations for statements that would stall
+//! production, before they merge.
+//!
+//! This module turns flags, lull.toml and the paths given into the
+//! analyzer's [`SourceFile`]s and [`LintOptions`], runs the analyzer, and
+//! hands the report to a renderer (`human`, `json`). The rules themselves
+//! live in the `lull-analyzer` crate.
+
+mod human;
+mod inputs;
+mod json;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args as ClapArgs, ValueEnum};
+use lull_analyzer::{lint, rules, Level, LintOptions, LintReport, Runner, Severity, TableStats};
+use lull_config::{Config, RunnerKind};
+
+use crate::context::GlobalArgs;
+use crate::error::{exit, CliError, CliResult};
+
+pub use inputs::Input;
+
+/// Check migrations for statements that would stall production.
+///
+/// Parses each file with the real PostgreSQL parser and reports locking
+/// hazards (a plain CREATE INDEX on an existing table, a FOREIGN KEY
+/// without NOT VALID, a column type change that rewrites the table, ...),
+/// changes the running application cannot cope with (renames, drops) and
+/// process problems (missing IF NOT EXISTS, unbatched backfills), each
+/// with the safe alternative. Tables created earlier in the same run are
+/// exempt from locking rules.
+///
+/// PATHS are migration directories (any layout lull reads: sqlx,
+/// golang-migrate, dbmate, diesel, Prisma, Drizzle, Flyway, lull), single
+/// .sql files, or `-` for stdin. Without PATHS the migrations directory of
+/// lull.toml (default `migrations`) is linted. Only "up" migrations are
+/// linted, in version order.
+///
+/// Table sizes make findings honest: with --database-url (or DATABASE_URL)
+/// lull reads each table's row estimate and size; offline, --stats FILE
+/// (or `[lint] stats_file`) reads a file written by `lull stats export`.
+/// Findings on small tables are lowered a level, on large ones raised.
+///
+/// Suppress a finding with `-- lull:ignore RULE reason` on or above the
+/// statement, or `-- lull:ignore-file RULE` at the top of a file; set rule
+/// levels under `[lint.rules]` in lull.toml. `lull explain RULE` shows
+/// what a rule flags, why, and the safe alternative.
+///
+/// Exit code: 0 clean, 1 findings at or above --fail-on, 2 usage or I/O
+/// errors.
+///
+/// Examples:
+///   lull lint migrations/
+///   lull lint --format json --fail-on warning db/migrate/20240101_add_index.sql
+///   git show HEAD:migrations/0042.sql | lull lint -
+#[derive(ClapArgs, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Files, migration directories, or `-` for stdin [default: the
+    /// migrations directory of lull.toml].
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Exit 1 when a finding is at or above this severity [default: error,
+    /// or `[lint] fail_on`].
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+
+    /// Who will run these files, which decides their transactions
+    /// [default: `runner` in lull.toml, else lull].
+    #[arg(long, value_enum)]
+    pub runner: Option<RunnerArg>,
+
+    /// Table sizes from `lull stats export`, instead of a database.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+
+    /// Turn on an opt-in rule (repeatable), e.g. prefer-bigint.
+    #[arg(long, value_name = "RULE")]
+    pub enable: Vec<String>,
+
+    /// Do not read table sizes from the database even when a URL is set.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// How findings are printed.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Code frames with file:line:col, the rule, and the safe alternative.
+    Human,
+    /// One JSON document with every finding and each file's risk.
+    Json,
+}
+
+/// The `--fail-on` threshold.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    /// Fail on errors.
+    Error,
+    /// Fail on warnings and errors.
+    Warning,
+    /// Never fail because of findings.
+    Never,
+}
+
+/// The `--runner` choice.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunnerArg {
+    /// lull runs the files (splits transactions, sets timeouts).
+    Lull,
+    /// Another tool wraps each file in one transaction.
+    Transactional,
+    /// Another tool runs each statement on its own.
+    Autocommit,
+}
+
+/// Runs `lull lint`.
+pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
+    let config = global.config()?;
+    let opts = options(global, &config, &args)?;
+    let fail_on = match args.fail_on {
+        Some(f) => f,
+        None => match config.settings.lint.fail_on.as_deref() {
+            None | Some("error") => FailOn::Error,
+            Some("warning") => FailOn::Warning,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(CliError::new(format!("[lint] fail_on = \"{other}\" is not a threshold"))
+                    .hint("use \"error\", \"warning\" or \"never\""))
+            }
+        },
+    };
+    let excludes = inputs::excludes(&config)?;
+    let files = inputs::collect(&args.paths, &config, &excludes)?;
+    let report = lint(&files, &opts);
+    match args.format {
+        Format::Human => human::print(&report, &files, &opts),
+        Format::Json => json::print(&report),
+    }
+    let failed = match fail_on {
+        FailOn::Error => report.count_at_least(Severity::Error) > 0,
+        FailOn::Warning => report.count_at_least(Severity::Warning) > 0,
+        FailOn::Never => false,
+    };
+    Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
+}
+
+/// Builds the analyzer's options from lull.toml, flags and table sizes.
+pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<LintOptions, CliError> {
+    let lint_cfg = &config.settings.lint;
+    let mut opts = LintOptions::default();
+    opts.runner = match args.runner {
+        Some(RunnerArg::Lull) => Runner::Lull,
+        Some(RunnerArg::Transactional) => Runner::Transactional,
+        Some(RunnerArg::Autocommit) => Runner::Autocommit,
+        None => match config.runner() {
+            RunnerKind::Lull => Runner::Lull,
+            RunnerKind::Transactional => Runner::Transactional,
+            RunnerKind::Autocommit => Runner::Autocommit,
+        },
+    };
+    let mut levels = BTreeMap::new();
+    for (id, level) in lint_cfg.rules.iter().flatten() {
+        known_rule(id, "[lint.rules]")?;
+        let level = Level::parse(level).ok_or_else(|| {
+            CliError::new(format!("[lint.rules] {id} = \"{level}\" is not a level"))
+                .hint("use \"error\", \"warning\", \"info\" or \"off\"")
+        })?;
+        levels.insert(id.clone(), level);
+    }
+    opts.levels = levels;
+    for id in lint_cfg.enable.iter().flatten().chain(args.enable.iter()) {
+        known_rule(id, "enable")?;
+        opts.enable.push(id.clone());
+    }
+    if let Some(rows) = lint_cfg.large_table_rows {
+        opts.large_table_rows = rows;
+    }
+    if let Some(bytes) = lint_cfg.large_table_bytes {
+        opts.large_table_bytes = bytes;
+    }
+    if let Some(n) = lint_cfg.max_index_builds {
+        opts.max_index_builds = n as usize;
+    }
+    opts.stats = table_stats(global, config, args)?;
+    Ok(opts)
+}
+
+fn known_rule(id: &str, where_: &str) -> Result<(), CliError> {
+    if rules::get(id).is_some() {
+        return Ok(());
+    }
+    Err(CliError::new(format!("{where_} names an unknown rule `{id}`")).hint("`lull explain` lists the rule ids"))
+}
+
+/// Table sizes: `--stats` / `[lint] stats_file`, else the database when a
+/// URL is configured (and not `--offline`), else none.
+fn table_stats(global: &GlobalArgs, config: &Config, args: &Args) -> Result<TableStats, CliError> {
+    let file = args.stats.clone().or_else(|| config.settings.lint.stats_file.as_ref().map(PathBuf::from));
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::new(format!("cannot read stats file {}: {e}", path.display()))
+                .hint("write one with `lull stats export > stats.json`, or drop --stats")
+        })?;
+        return TableStats::from_json(&text).map_err(|e| {
+            CliError::new(format!("stats file {} is not valid: {e}", path.display()))
+                .hint("expected {\"tables\": {\"public.users\": {\"rows\": 1000, \"bytes\": 65536}}}")
+        });
+    }
+    if args.offline {
+        return Ok(TableStats::default());
+    }
+    match global.database_url(config) {
+        Ok(url) => inputs::stats_from_database(&url),
+        Err(_) => Ok(TableStats::default()),
+    }
+}
+
+/// The report's totals, shared by the renderers.
+pub(crate) fn totals(report: &LintReport) -> (usize, usize, usize) {
+    let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
+    (count(Severity::Error), count(Severity::Warning), count(Severity::Info))
+}
