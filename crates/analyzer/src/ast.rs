@@ -114,9 +114,12 @@ pub(crate) fn cte_names(node: &NodeEnum) -> Vec<String> {
 
 /// Whether a query has `FOR UPDATE` / `FOR SHARE`.
 pub(crate) fn has_locking_clause(node: &NodeEnum) -> bool {
-    node.nodes()
-        .into_iter()
-        .any(|(n, ..)| matches!(n, NodeRef::LockingClause(_)))
+    let top = matches!(node, NodeEnum::SelectStmt(s) if !s.locking_clause.is_empty());
+    top || node.nodes().into_iter().any(|(n, ..)| match n {
+        NodeRef::SelectStmt(s) => !s.locking_clause.is_empty(),
+        NodeRef::LockingClause(_) => true,
+        _ => false,
+    })
 }
 
 /// The `PartitionCmd` of ATTACH / DETACH PARTITION.

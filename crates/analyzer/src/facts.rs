@@ -624,7 +624,11 @@ fn drop_facts(s: &protobuf::DropStmt) -> Facts {
     // DROP INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE on the index and
     // its table and waits for the transactions using them instead of
     // blocking them.
-    let mode = if s.concurrent { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive };
+    let mode = if s.concurrent {
+        LockMode::ShareUpdateExclusive
+    } else {
+        LockMode::AccessExclusive
+    };
     for name in &names {
         f.lock(name, mode);
     }
@@ -1016,6 +1020,10 @@ mod tests {
                 ("t".into(), LockMode::RowExclusive),
                 ("u".into(), LockMode::AccessShare)
             ]
+        );
+        assert_eq!(
+            locks("SELECT * FROM t FOR UPDATE"),
+            vec![("t".into(), LockMode::RowShare)]
         );
         assert_eq!(facts("BEGIN").class, Class::Transaction);
         assert_eq!(facts("SET lock_timeout = '1s'").class, Class::Other);

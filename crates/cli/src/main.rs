@@ -55,6 +55,10 @@ enum Command {
     MarkApplied(cmd::mark_applied::Args),
     /// Accept edited files of applied migrations (record new checksums).
     Repair(cmd::repair::Args),
+    /// Check migrations for statements that would stall production.
+    Lint(cmd::lint::Args),
+    /// Explain a lint rule (what it flags, why, the safe alternative), or list them.
+    Explain(cmd::explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Command::Rollback(args) => cmd::rollback::run(&cli.global, args),
         Command::MarkApplied(args) => cmd::mark_applied::run(&cli.global, args),
         Command::Repair(args) => cmd::repair::run(&cli.global, args),
+        Command::Lint(args) => cmd::lint::run(&cli.global, args),
+        Command::Explain(args) => cmd::explain::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -44,9 +44,18 @@ pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
                     Severity::Info => "info   ".blue().to_string(),
                 };
                 let opt_in = if rule.opt_in { " (opt-in)" } else { "" };
-                let _ = writeln!(out, "{:width$}  {severity}  {}{opt_in}", rule.id.bold(), rule.summary);
+                let _ = writeln!(
+                    out,
+                    "{:width$}  {severity}  {}{opt_in}",
+                    rule.id.bold(),
+                    rule.summary
+                );
             }
-            let _ = writeln!(out, "{:width$}  {}  how a migration's risk level is computed", "risk".bold(), "       ");
+            let _ = writeln!(
+                out,
+                "{:width$}           how a migration's risk level is computed",
+                "risk".bold(),
+            );
             let _ = writeln!(out, "\n`lull explain RULE` shows what a rule flags, why it hurts and the safe alternative.");
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,9 @@
 
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod indexes;
+pub mod lint;
 pub mod mark_applied;
 pub mod migrate;
 pub mod plan;

@@ -18,7 +18,12 @@ pub fn print(report: &LintReport, files: &[SourceFile], opts: &LintOptions) {
     let _ = write_report(&mut out, report, files, opts);
 }
 
-fn write_report(out: &mut impl Write, report: &LintReport, files: &[SourceFile], opts: &LintOptions) -> std::io::Result<()> {
+fn write_report(
+    out: &mut impl Write,
+    report: &LintReport,
+    files: &[SourceFile],
+    opts: &LintOptions,
+) -> std::io::Result<()> {
     for finding in &report.findings {
         let file = files.iter().find(|f| f.path == finding.file);
         write_finding(out, finding, file)?;
@@ -70,54 +75,96 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn write_finding(out: &mut impl Write, f: &Finding, file: Option<&SourceFile>) -> std::io::Result<()> {
+fn write_finding(
+    out: &mut impl Write,
+    f: &Finding,
+    file: Option<&SourceFile>,
+) -> std::io::Result<()> {
     let label = match f.severity {
         Severity::Error => "error".red().bold().to_string(),
         Severity::Warning => "warning".yellow().bold().to_string(),
         Severity::Info => "info".blue().bold().to_string(),
     };
+    // The gutter is as wide as the largest line number shown.
+    let width = (f.span.line + MAX_FRAME_LINES).to_string().len();
+    let pad = " ".repeat(width);
     writeln!(out, "{label}[{}]: {}", f.rule.bold(), f.message.bold())?;
-    writeln!(out, "  {} {}:{}:{}", "-->".blue(), f.file, f.span.line, f.span.column)?;
+    writeln!(
+        out,
+        "{pad}{} {}:{}:{}",
+        "-->".blue(),
+        f.file,
+        f.span.line,
+        f.span.column
+    )?;
     if let Some(file) = file {
-        write_frame(out, f, file)?;
+        write_frame(out, f, file, width)?;
     }
     if let Some(help) = &f.help {
         let mut lines = help.lines();
         if let Some(first) = lines.next() {
             let looks_like_sql = help.trim_end().ends_with(';');
             if looks_like_sql {
-                writeln!(out, "   {} {}", "=".blue(), "safe alternative:".cyan().bold())?;
-                writeln!(out, "       {}", first.cyan())?;
+                writeln!(
+                    out,
+                    "{pad} {} {}",
+                    "=".blue(),
+                    "safe alternative:".cyan().bold()
+                )?;
+                writeln!(out, "{pad}     {}", first.cyan())?;
             } else {
-                writeln!(out, "   {} {} {first}", "=".blue(), "help:".cyan().bold())?;
+                writeln!(
+                    out,
+                    "{pad} {} {} {first}",
+                    "=".blue(),
+                    "help:".cyan().bold()
+                )?;
             }
             for line in lines {
-                writeln!(out, "       {}", line.cyan())?;
+                writeln!(out, "{pad}     {}", line.cyan())?;
             }
         }
     }
-    writeln!(out, "   {} see `lull explain {}`", "=".blue(), f.rule)?;
+    writeln!(out, "{pad} {} see `lull explain {}`", "=".blue(), f.rule)?;
     writeln!(out)
 }
 
 /// The statement's lines with a gutter, the first one underlined from the
 /// finding's column.
-fn write_frame(out: &mut impl Write, f: &Finding, file: &SourceFile) -> std::io::Result<()> {
+fn write_frame(
+    out: &mut impl Write,
+    f: &Finding,
+    file: &SourceFile,
+    width: usize,
+) -> std::io::Result<()> {
     let start = f.span.start.min(file.sql.len());
     let end = f.span.end.clamp(start, file.sql.len());
     let line_start = file.sql[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = file.sql[end..].find('\n').map_or(file.sql.len(), |i| end + i);
+    let line_end = file.sql[end..]
+        .find('\n')
+        .map_or(file.sql.len(), |i| end + i);
     let text = &file.sql[line_start..line_end];
     let lines: Vec<&str> = text.lines().collect();
-    let last_line = f.span.line + lines.len().saturating_sub(1).min(MAX_FRAME_LINES - 1);
-    let width = last_line.to_string().len();
     writeln!(out, "{:width$} {}", "", "|".blue())?;
     for (i, line) in lines.iter().take(MAX_FRAME_LINES).enumerate() {
         let number = f.span.line + i;
-        writeln!(out, "{} {} {line}", format!("{number:>width$}").blue(), "|".blue())?;
+        writeln!(
+            out,
+            "{} {} {line}",
+            format!("{number:>width$}").blue(),
+            "|".blue()
+        )?;
         if i == 0 {
-            let indent: String = line.chars().take(f.span.column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-            let rest = line.chars().count().saturating_sub(f.span.column - 1).max(1);
+            let indent: String = line
+                .chars()
+                .take(f.span.column - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let rest = line
+                .chars()
+                .count()
+                .saturating_sub(f.span.column - 1)
+                .max(1);
             let marks = if f.span.start == f.span.end { 1 } else { rest };
             let caret = "^".repeat(marks);
             let caret = match f.severity {

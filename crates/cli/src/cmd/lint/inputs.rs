@@ -12,7 +12,7 @@ use crate::error::CliError;
 
 /// One path argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+enum Input {
     /// `-`: SQL on stdin.
     Stdin,
     /// A directory of migrations.
@@ -53,16 +53,25 @@ pub fn excludes(config: &Config) -> Result<Vec<glob::Pattern>, CliError> {
 fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
     let text = path.to_string_lossy();
     let text = text.strip_prefix("./").unwrap_or(&text);
-    excludes.iter().any(|g| g.matches(text) || g.matches_path(path))
+    excludes
+        .iter()
+        .any(|g| g.matches(text) || g.matches_path(path))
 }
 
 /// Reads every input into the files to lint, in run order.
-pub fn collect(paths: &[PathBuf], config: &Config, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+pub fn collect(
+    paths: &[PathBuf],
+    config: &Config,
+    excludes: &[glob::Pattern],
+) -> Result<Vec<SourceFile>, CliError> {
     let inputs: Vec<Input> = if paths.is_empty() {
         let dir = config.migrations_dir();
         if !dir.is_dir() {
-            return Err(CliError::new(format!("no paths given and {} is not a directory", dir.display()))
-                .hint("pass files or directories to lint, `-` for stdin, or set `dir` in lull.toml"));
+            return Err(CliError::new(format!(
+                "no paths given and {} is not a directory",
+                dir.display()
+            ))
+            .hint("pass files or directories to lint, `-` for stdin, or set `dir` in lull.toml"));
         }
         vec![Input::Dir(dir)]
     } else {
@@ -76,7 +85,11 @@ pub fn collect(paths: &[PathBuf], config: &Config, excludes: &[glob::Pattern]) -
                 std::io::stdin()
                     .read_to_string(&mut sql)
                     .map_err(|e| CliError::new(format!("cannot read stdin: {e}")))?;
-                files.push(SourceFile { path: "<stdin>".into(), sql, ..SourceFile::default() });
+                files.push(SourceFile {
+                    path: "<stdin>".into(),
+                    sql,
+                    ..SourceFile::default()
+                });
             }
             Input::File(path) => {
                 if excluded(&path, excludes) {
@@ -86,7 +99,11 @@ pub fn collect(paths: &[PathBuf], config: &Config, excludes: &[glob::Pattern]) -
                     CliError::new(format!("cannot read {}: {e}", path.display()))
                         .hint("check the path; use `-` to read SQL from stdin")
                 })?;
-                files.push(SourceFile { path: display(&path), sql, ..SourceFile::default() });
+                files.push(SourceFile {
+                    path: display(&path),
+                    sql,
+                    ..SourceFile::default()
+                });
             }
             Input::Dir(dir) => files.extend(directory(&dir, excludes)?),
         }
@@ -128,10 +145,15 @@ pub fn stats_from_database(url: &str) -> Result<TableStats, CliError> {
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let client = lull_engine::db::connect(url, "lull lint").await.map_err(|e| {
-            CliError::new(format!("cannot read table sizes from {}: {e}", redact_url(url)))
+        let client = lull_engine::db::connect(url, "lull lint")
+            .await
+            .map_err(|e| {
+                CliError::new(format!(
+                    "cannot read table sizes from {}: {e}",
+                    redact_url(url)
+                ))
                 .hint("pass --offline to lint without sizes, or --stats FILE")
-        })?;
+            })?;
         let rows = client
             .query(
                 "SELECT n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8, \
@@ -143,14 +165,25 @@ pub fn stats_from_database(url: &str) -> Result<TableStats, CliError> {
                 &[],
             )
             .await
-            .map_err(|e| CliError::new(format!("cannot read table sizes: {}", lull_engine::pg_message(&e))))?;
+            .map_err(|e| {
+                CliError::new(format!(
+                    "cannot read table sizes: {}",
+                    lull_engine::pg_message(&e)
+                ))
+            })?;
         let mut stats = TableStats::default();
         for row in rows {
             let schema: String = row.get(0);
             let table: String = row.get(1);
             let reltuples: f64 = row.get(2);
             let bytes: i64 = row.get(3);
-            stats.insert(format!("{schema}.{table}"), TableSize { rows: reltuples as u64, bytes: bytes.max(0) as u64 });
+            stats.insert(
+                format!("{schema}.{table}"),
+                TableSize {
+                    rows: reltuples as u64,
+                    bytes: bytes.max(0) as u64,
+                },
+            );
         }
         Ok(stats)
     })

@@ -20,5 +20,8 @@ pub fn print(report: &LintReport) {
             "infos": infos,
         },
     });
-    println!("{}", serde_json::to_string_pretty(&value).expect("a lint report serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).expect("a lint report serializes")
+    );
 }

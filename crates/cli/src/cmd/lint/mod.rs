@@ -21,8 +21,6 @@ use lull_config::{Config, RunnerKind};
 use crate::context::GlobalArgs;
 use crate::error::{exit, CliError, CliResult};
 
-pub use inputs::Input;
-
 /// Check migrations for statements that would stall production.
 ///
 /// Parses each file with the real PostgreSQL parser and reports locking
@@ -133,8 +131,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             Some("warning") => FailOn::Warning,
             Some("never") => FailOn::Never,
             Some(other) => {
-                return Err(CliError::new(format!("[lint] fail_on = \"{other}\" is not a threshold"))
-                    .hint("use \"error\", \"warning\" or \"never\""))
+                return Err(CliError::new(format!(
+                    "[lint] fail_on = \"{other}\" is not a threshold"
+                ))
+                .hint("use \"error\", \"warning\" or \"never\""))
             }
         },
     };
@@ -156,8 +156,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
 /// Builds the analyzer's options from lull.toml, flags and table sizes.
 pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<LintOptions, CliError> {
     let lint_cfg = &config.settings.lint;
-    let mut opts = LintOptions::default();
-    opts.runner = match args.runner {
+    let runner = match args.runner {
         Some(RunnerArg::Lull) => Runner::Lull,
         Some(RunnerArg::Transactional) => Runner::Transactional,
         Some(RunnerArg::Autocommit) => Runner::Autocommit,
@@ -166,6 +165,10 @@ pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<Lint
             RunnerKind::Transactional => Runner::Transactional,
             RunnerKind::Autocommit => Runner::Autocommit,
         },
+    };
+    let mut opts = LintOptions {
+        runner,
+        ..LintOptions::default()
     };
     let mut levels = BTreeMap::new();
     for (id, level) in lint_cfg.rules.iter().flatten() {
@@ -198,21 +201,28 @@ fn known_rule(id: &str, where_: &str) -> Result<(), CliError> {
     if rules::get(id).is_some() {
         return Ok(());
     }
-    Err(CliError::new(format!("{where_} names an unknown rule `{id}`")).hint("`lull explain` lists the rule ids"))
+    Err(
+        CliError::new(format!("{where_} names an unknown rule `{id}`"))
+            .hint("`lull explain` lists the rule ids"),
+    )
 }
 
 /// Table sizes: `--stats` / `[lint] stats_file`, else the database when a
 /// URL is configured (and not `--offline`), else none.
 fn table_stats(global: &GlobalArgs, config: &Config, args: &Args) -> Result<TableStats, CliError> {
-    let file = args.stats.clone().or_else(|| config.settings.lint.stats_file.as_ref().map(PathBuf::from));
+    let file = args
+        .stats
+        .clone()
+        .or_else(|| config.settings.lint.stats_file.as_ref().map(PathBuf::from));
     if let Some(path) = file {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             CliError::new(format!("cannot read stats file {}: {e}", path.display()))
                 .hint("write one with `lull stats export > stats.json`, or drop --stats")
         })?;
         return TableStats::from_json(&text).map_err(|e| {
-            CliError::new(format!("stats file {} is not valid: {e}", path.display()))
-                .hint("expected {\"tables\": {\"public.users\": {\"rows\": 1000, \"bytes\": 65536}}}")
+            CliError::new(format!("stats file {} is not valid: {e}", path.display())).hint(
+                "expected {\"tables\": {\"public.users\": {\"rows\": 1000, \"bytes\": 65536}}}",
+            )
         });
     }
     if args.offline {
@@ -227,5 +237,9 @@ fn table_stats(global: &GlobalArgs, config: &Config, args: &Args) -> Result<Tabl
 /// The report's totals, shared by the renderers.
 pub(crate) fn totals(report: &LintReport) -> (usize, usize, usize) {
     let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
-    (count(Severity::Error), count(Severity::Warning), count(Severity::Info))
+    (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    )
 }
