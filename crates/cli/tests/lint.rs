@@ -98,6 +98,37 @@ fn only_up_sections_are_linted_with_file_line_numbers() {
 }
 
 #[test]
+fn a_directory_of_mixed_layouts_is_linted_piece_by_piece() {
+    let out = lull()
+        .args(["lint", "--format", "json", "."])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not one migration directory"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for part in [
+        "dbmate/20240101000000_add_index.sql",
+        "plain/lock.sql",
+        "sqlx/20240103000000_concurrent.sql",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(part)),
+            "{part} not linted: {files:?}"
+        );
+    }
+    assert!(
+        !files.iter().any(|f| f.ends_with(".down.sql")),
+        "down files are not linted: {files:?}"
+    );
+}
+
+#[test]
 fn a_broken_file_is_reported_and_the_rest_still_linted() {
     let (report, code) = json(&["plain/broken.sql", "plain/lock.sql"]);
     assert_eq!(code, 1);

@@ -2,11 +2,12 @@
 //! `lull-migrations`, so only "up" parts in version order), single files,
 //! stdin, exclusion globs, and table sizes from a live database.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use lull_analyzer::{SourceFile, TableSize, TableStats};
 use lull_config::{redact_url, Config};
+use lull_migrations::DiscoverError;
 
 use crate::error::CliError;
 
@@ -112,10 +113,33 @@ pub fn collect(
 }
 
 /// The "up" parts of a migration directory, in version order.
+///
+/// A directory that is not one migration layout (loose .sql files, or
+/// subdirectories holding migrations of different tools) is linted
+/// piece by piece instead: each subdirectory as a directory, each .sql
+/// file on its own, in name order, with a note on stderr saying so.
 fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
-    let migrations = lull_migrations::discover(dir).map_err(|e| {
-        CliError::new(e).hint("pass single .sql files instead, or fix the directory layout")
-    })?;
+    let migrations = match lull_migrations::discover(dir) {
+        Ok(migrations) => migrations,
+        Err(err @ (DiscoverError::UnknownFile { .. } | DiscoverError::MixedLayouts { .. })) => {
+            let files = piecewise(dir, excludes)?;
+            if files.is_empty() {
+                return Err(CliError::new(err)
+                    .hint("pass single .sql files instead, or fix the directory layout"));
+            }
+            let mut stderr = anstream::stderr();
+            let _ = writeln!(
+                stderr,
+                "note: {} is not one migration directory; linting its subdirectories and .sql files in name order",
+                dir.display()
+            );
+            return Ok(files);
+        }
+        Err(err) => {
+            return Err(CliError::new(err)
+                .hint("pass single .sql files instead, or fix the directory layout"))
+        }
+    };
     let mut files = Vec::new();
     for m in migrations {
         let Some(up) = &m.up else { continue };
@@ -129,6 +153,35 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
             no_transaction: m.no_transaction,
             has_down: m.layout.has_down().then_some(m.down.is_some()),
         });
+    }
+    Ok(files)
+}
+
+/// Subdirectories (as directories) and .sql files of `dir`, in name order.
+fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+    let read = std::fs::read_dir(dir)
+        .map_err(|e| CliError::new(format!("cannot read {}: {e}", dir.display())))?;
+    let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    let mut files = Vec::new();
+    for path in entries {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden || excluded(&path, excludes) {
+            continue;
+        }
+        if path.is_dir() {
+            files.extend(directory(&path, excludes)?);
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            let sql = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+            files.push(SourceFile {
+                path: display(&path),
+                sql,
+                ..SourceFile::default()
+            });
+        }
     }
     Ok(files)
 }
