@@ -14,6 +14,7 @@
 
 mod ast;
 mod facts;
+mod fix;
 mod lint;
 mod parse;
 mod risk;
@@ -24,6 +25,7 @@ mod stats;
 mod suppress;
 
 pub use facts::{Class, Facts, IndexFacts, LockMode, RelLock};
+pub use fix::{fix, Applied, FileFix, FixOptions, Skipped, FIXABLE_RULES};
 pub use lint::{
     lint, FileReport, Finding, Level, LintOptions, LintReport, Runner, Severity, SourceFile,
 };

@@ -414,7 +414,7 @@ impl Hit {
 }
 
 /// The severity a rule runs at, or `None` when it is off.
-fn effective_level(rule: &Rule, opts: &LintOptions) -> Option<Severity> {
+pub(crate) fn effective_level(rule: &Rule, opts: &LintOptions) -> Option<Severity> {
     match opts.levels.get(rule.id) {
         Some(Level::Off) => None,
         Some(Level::Error) => Some(Severity::Error),
