@@ -59,6 +59,8 @@ enum Command {
     Lint(cmd::lint::Args),
     /// Explain a lint rule (what it flags, why, the safe alternative), or list them.
     Explain(cmd::explain::Args),
+    /// Rewrite migrations into their safe form (diff, or --write).
+    Fix(cmd::fix::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => cmd::repair::run(&cli.global, args),
         Command::Lint(args) => cmd::lint::run(&cli.global, args),
         Command::Explain(args) => cmd::explain::run(&cli.global, args),
+        Command::Fix(args) => cmd::fix::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

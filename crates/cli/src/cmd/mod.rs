@@ -3,6 +3,7 @@
 pub mod config;
 pub mod daemon;
 pub mod explain;
+pub mod fix;
 pub mod indexes;
 pub mod lint;
 pub mod mark_applied;

@@ -1,0 +1,280 @@
+//! `lull fix` through the CLI: the diff, `--write`, and files that still
+//! apply on a real PostgreSQL after the fix (and do what the original
+//! meant: the constraints exist and are validated, the indexes are valid).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lull_analyzer::parse;
+use lull_sandbox::testing::TestDb;
+use predicates::prelude::*;
+
+fn lull(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("lull").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("LULL_ENV");
+    cmd
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../analyzer/tests/fixtures/fix");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The tables and indexes the fixtures expect to exist already.
+const SCHEMA: &str = "
+CREATE TABLE users (id bigint PRIMARY KEY, email text);
+INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 50) g;
+CREATE TABLE accounts (id bigint, name text);
+INSERT INTO accounts SELECT g, 'a' || g FROM generate_series(1, 20) g;
+CREATE TABLE orders (
+    id bigint PRIMARY KEY, user_id bigint, ref text, quantity int, total numeric,
+    status text, created_at timestamptz DEFAULT now(), night int
+);
+INSERT INTO orders
+SELECT g, 1 + g % 50, CASE WHEN g % 2 = 0 THEN 'r' || g END, 1 + g % 3, g, 'new', now(), 1
+FROM generate_series(1, 200) g;
+CREATE INDEX orders_old_idx ON orders (status);
+CREATE INDEX orders_older_idx ON orders (quantity);
+CREATE INDEX orders_oldest_idx ON orders (total);
+CREATE INDEX orders_legacy_idx ON orders (created_at, status);
+CREATE INDEX orders_x_idx ON orders (night);
+CREATE TABLE old_orders (id int);
+";
+
+/// Runs a file the way lull's runner and autocommit tools do: statement
+/// by statement on one session, so CONCURRENTLY runs outside any
+/// transaction and an explicit BEGIN ... COMMIT still groups its statements.
+fn apply_statement_by_statement(client: &mut postgres::Client, sql: &str, name: &str) {
+    let stmts = parse(sql).unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+    for stmt in stmts {
+        client
+            .batch_execute(&stmt.text)
+            .unwrap_or_else(|e| panic!("{name}: `{}` failed: {}\n{sql}", stmt.text, db_error(&e)));
+    }
+}
+
+fn db_error(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+fn copy_fixtures(dir: &Path) -> Vec<PathBuf> {
+    fixtures()
+        .into_iter()
+        .map(|src| {
+            let dst = dir.join(src.file_name().unwrap());
+            std::fs::copy(&src, &dst).unwrap();
+            dst
+        })
+        .collect()
+}
+
+fn assert_schema_is_what_the_migrations_meant(client: &mut postgres::Client) {
+    let validated = |client: &mut postgres::Client, name: &str| -> bool {
+        client
+            .query_one(
+                "SELECT convalidated FROM pg_constraint WHERE conname = $1",
+                &[&name],
+            )
+            .unwrap_or_else(|e| panic!("constraint {name} is missing: {e}"))
+            .get(0)
+    };
+    for name in [
+        "orders_user_id_fkey",
+        "orders_quantity_check",
+        "orders_total_nonneg",
+    ] {
+        assert!(validated(client, name), "{name} is not validated");
+    }
+    let email_not_null: bool = client
+        .query_one(
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(email_not_null, "users.email is not NOT NULL");
+    let invalid: i64 = client
+        .query_one("SELECT count(*) FROM pg_index WHERE NOT indisvalid", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(invalid, 0, "an INVALID index was left behind");
+    for index in [
+        "orders_user_id_idx",
+        "orders_ref_idx",
+        "orders_shipped_at_idx",
+    ] {
+        let found: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_class WHERE relname = $1",
+                &[&index],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(found, 1, "index {index} was not built");
+    }
+    let gone: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('orders_old_idx', 'orders_older_idx', 'orders_oldest_idx')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(gone, 0, "dropped indexes are still there");
+}
+
+#[test]
+fn fixed_files_apply_on_a_real_server_with_the_lull_runner() {
+    let db = TestDb::new();
+    let mut client = db.client();
+    client.batch_execute(SCHEMA).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = copy_fixtures(dir.path());
+    let mut cmd = lull(dir.path());
+    cmd.args(["fix", "--write", "--runner", "lull"])
+        .args(&files);
+    cmd.assert().success().stderr(predicate::str::contains(
+        "fixed create-index-not-concurrently",
+    ));
+    for file in &files {
+        let sql = std::fs::read_to_string(file).unwrap();
+        apply_statement_by_statement(&mut client, &sql, &file.display().to_string());
+    }
+    assert_schema_is_what_the_migrations_meant(&mut client);
+    let pk: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_pkey' AND contype = 'p'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1, "the primary key was not attached");
+    // The fixed files lint clean for the rules the fixer handles.
+    let out = lull(dir.path())
+        .args(["fix", "--runner", "lull"])
+        .args(&files)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        stdout.is_empty(),
+        "a second fix still changes files:\n{stdout}"
+    );
+}
+
+#[test]
+fn fixed_files_apply_inside_a_wrapping_transaction() {
+    let db = TestDb::new();
+    let mut client = db.client();
+    client.batch_execute(SCHEMA).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = copy_fixtures(dir.path());
+    let out = lull(dir.path())
+        .args(["fix", "--write", "--runner", "transactional"])
+        .args(&files)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("fixed missing-lock-timeout"), "{stderr}");
+    // CONCURRENTLY cannot run in a wrapped file before or after the fix;
+    // the fixer says to move it to its own non-transactional migration.
+    assert!(
+        stderr.contains("007_concurrently_in_block.sql:2: not fixed concurrently-in-transaction"),
+        "{stderr}"
+    );
+    for file in &files {
+        let sql = std::fs::read_to_string(file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name.starts_with("007") {
+            continue;
+        }
+        // As sqlx and friends do: the whole file in one transaction.
+        client
+            .batch_execute(&format!("BEGIN;\n{sql}\n;COMMIT;"))
+            .unwrap_or_else(|e| panic!("{name} failed in a transaction: {}\n{sql}", db_error(&e)));
+    }
+    // The CONCURRENTLY index builds were left as plain builds (still
+    // valid, just not online), so only the constraints are checked here.
+    for name in ["orders_user_id_fkey", "orders_quantity_check"] {
+        let ok: bool = client
+            .query_one(
+                "SELECT convalidated FROM pg_constraint WHERE conname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ok, "{name} is not validated");
+    }
+}
+
+#[test]
+fn without_write_a_diff_is_printed_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("0001_index.sql");
+    let original = "-- keep me\nCREATE INDEX i ON t (a);\n";
+    std::fs::write(&file, original).unwrap();
+    lull(dir.path())
+        .args(["fix", "0001_index.sql"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--- a/0001_index.sql")
+                .and(predicate::str::contains("-CREATE INDEX i ON t (a);"))
+                .and(predicate::str::contains(
+                    "+CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);",
+                )),
+        )
+        .stderr(predicate::str::contains("--write"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+}
+
+#[test]
+fn stdin_with_write_prints_the_fixed_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    lull(dir.path())
+        .args(["fix", "--write", "-"])
+        .write_stdin("DROP INDEX i;\n")
+        .assert()
+        .success()
+        .stdout("DROP INDEX CONCURRENTLY IF EXISTS i;\n");
+}
+
+#[test]
+fn dbmate_up_sections_are_fixed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    let file = db.join("20240101000000_index.sql");
+    std::fs::write(
+        &file,
+        "-- migrate:up\nCREATE INDEX i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n",
+    )
+    .unwrap();
+    lull(dir.path())
+        .args(["fix", "--write", "db"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "-- migrate:up\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n"
+    );
+}
+
+#[test]
+fn unknown_rules_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    lull(dir.path())
+        .args(["fix", "--rule", "drop-table", "-"])
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a rule lull can fix"));
+}
