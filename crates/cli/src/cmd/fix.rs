@@ -205,9 +205,9 @@ fn pg_duration(flag: &str, value: &str) -> Result<String, CliError> {
         CliError::new(format!("{flag} {value}: {e}")).hint("write it like 500ms, 2s or 5min")
     })?;
     let ms = d.0.as_millis();
-    Ok(if ms > 0 && ms % 60_000 == 0 {
+    Ok(if ms > 0 && ms.is_multiple_of(60_000) {
         format!("{}min", ms / 60_000)
-    } else if ms % 1_000 == 0 {
+    } else if ms.is_multiple_of(1_000) {
         format!("{}s", ms / 1_000)
     } else {
         format!("{ms}ms")
