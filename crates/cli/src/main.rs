@@ -61,6 +61,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Rewrite migrations into their safe form (diff, or --write).
     Fix(cmd::fix::Args),
+    // The help text is the doc of `cmd::demo::Args`.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(&cli.global, args),
         Command::Explain(args) => cmd::explain::run(&cli.global, args),
         Command::Fix(args) => cmd::fix::run(&cli.global, args),
+        Command::Demo(args) => cmd::demo::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,
