@@ -447,7 +447,7 @@ async fn run_once(
                     .flat_map(|p| &p.steps)
                     .find(|s| s.number == *step)
                 {
-                    *summary = one_line(&s.sql(), 80);
+                    *summary = one_line(&s.sql(), 120);
                 }
             }
             progress(&Progress::Engine {
@@ -545,7 +545,7 @@ fn step_spans(
                         name: plan.map(|p| p.name.clone()).unwrap_or_default(),
                         step: *step,
                         summary: planned
-                            .map(|s| one_line(&s.sql(), 80))
+                            .map(|s| one_line(&s.sql(), 120))
                             .unwrap_or_else(|| summary.clone()),
                         policy: policy.to_string(),
                         locks: locks
@@ -655,7 +655,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -18,8 +18,7 @@ use lull_engine::Event;
 use crate::context::GlobalArgs;
 use crate::error::{exit, CliError, CliResult};
 
-/// Show what lull changes: the same migrations, applied naively and with
-/// lull, while an application writes.
+/// Show what lull changes: the same migrations, naive and with lull, under writes.
 ///
 /// Starts a throwaway PostgreSQL (from this machine's server binaries),
 /// loads a big `orders` table and copies it twice. On each copy a steady
@@ -44,8 +43,12 @@ use crate::error::{exit, CliError, CliResult};
 /// figure says which step it came from. On two cores an index build costs
 /// the writers some latency from CPU alone; the breakdown shows that too.
 ///
-/// With the defaults the demo takes about a minute. lull's policies come
-/// from lull.toml if there is one (try your own lock_timeouts).
+/// lull's policies come from lull.toml if there is one (try your own
+/// lock_timeouts). With the default ramp (100ms, 100ms, 200ms, 300ms,
+/// 500ms, 1s, 2s, ...) a read transaction longer than about 8 s meets the
+/// 1 s and 2 s tries, and writes then wait up to that long: one try, never
+/// the transaction's whole life. With the defaults the demo takes well
+/// under a minute.
 ///
 /// Examples:
 ///   lull demo
@@ -177,7 +180,7 @@ impl ProgressPrinter {
                 self.index_phase = None;
                 Some(format!(
                     "{run:<5}  {version} step {step}/{total} [{policy}]: {}",
-                    one_line(summary, 80)
+                    one_line(summary, 120)
                 ))
             }
             Event::StepFinished { elapsed, tries, .. } => Some(format!(
@@ -246,6 +249,9 @@ fn seconds(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// How one cell of the side-by-side table is read from a run.
+type Cell = fn(&RunReport) -> String;
+
 /// The side-by-side table, then where each run's time went.
 fn render(r: &DemoReport) -> String {
     let mut out = String::new();
@@ -262,7 +268,7 @@ fn render(r: &DemoReport) -> String {
         thousands(r.rows),
         r.rate
     );
-    let rows: [(&str, fn(&RunReport) -> String); 5] = [
+    let rows: [(&str, Cell); 5] = [
         ("worst write", |x| latency(x.total.worst)),
         ("p99 write", |x| latency(x.total.p99)),
         ("writes over 1 s", |x| thousands(x.total.over_1s as u64)),
