@@ -566,10 +566,8 @@ impl Executor<'_> {
                 Ok(()) => return Ok(attempt as usize),
                 Err(e) => e,
             };
-            let retry = matches!(
-                sqlstate(&err).as_deref(),
-                Some("55P03" | "40P01" | "40001" | "57014")
-            );
+            // A cancel (57014) is final, as in `index_build::retryable`.
+            let retry = matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01" | "40001"));
             if !retry || attempt >= p.max_tries {
                 return Err(self.failed(ctx, sql, &err, None));
             }

@@ -258,10 +258,12 @@ impl fmt::Display for IndexBuildError {
 impl std::error::Error for IndexBuildError {}
 
 /// SQLSTATEs after which another try may succeed: lock timeout, deadlock,
-/// serialization failure, a statement timeout or cancel by someone else,
-/// and the backend being terminated.
+/// serialization failure, and the backend being terminated. A cancel
+/// (57014: `pg_cancel_backend` by an operator, or the policy's own
+/// statement_timeout) is final: retrying would undo the operator's
+/// decision or hit the same bound again.
 fn retryable(code: Option<&str>) -> bool {
-    matches!(code, Some("55P03" | "40P01" | "40001" | "57014" | "57P01"))
+    matches!(code, Some("55P03" | "40P01" | "40001" | "57P01"))
 }
 
 /// `pg_index.indisvalid` of the index named `qualified` (quoted), or

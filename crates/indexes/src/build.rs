@@ -31,8 +31,8 @@ use crate::progress::{self, PhaseClock};
 /// How long dropping an INVALID leftover may wait for locks before it is
 /// left for the next try (which drops it first).
 const DROP_LOCK_TIMEOUT: &str = "10s";
-/// PostgreSQL's message for a statement stopped by `pg_cancel_backend`.
-const CANCELLED_BY_USER: &str = "canceling statement due to user request";
+/// SQLSTATE of a statement stopped by `pg_cancel_backend` (or a timeout).
+const QUERY_CANCELED: &str = "57014";
 /// How often progress is read during a build.
 const PROGRESS_EVERY: Duration = Duration::from_millis(1000);
 
@@ -243,18 +243,7 @@ impl Builder<'_> {
                         on_event(BuildEvent::Started { try_no: attempt, sql: &sql, pid: p });
                     }
                     IndexEvent::Retry { error, sleep, .. } => {
-                        // The primitive retries a cancel it did not send (it
-                        // cannot tell a DBA's cancel from a transient one);
-                        // for a guarded build a cancel from outside, such
-                        // as `lull indexes cancel`, means stop.
-                        if trip.is_none() && error.contains(CANCELLED_BY_USER) {
-                            let t = Trip::CancelledElsewhere;
-                            on_event(BuildEvent::Cancelling(&t));
-                            cancel.cancel();
-                            trip = Some(t);
-                        } else {
-                            on_event(BuildEvent::Retrying { error: &error, sleep });
-                        }
+                        on_event(BuildEvent::Retrying { error: &error, sleep });
                     }
                     IndexEvent::DroppedInvalid { index } => on_event(BuildEvent::DroppedInvalid(&index)),
                     // Read below with the locker's details, which this event lacks.
@@ -334,6 +323,18 @@ impl Builder<'_> {
                         trip: trip.unwrap_or(Trip::Stopped),
                         leftover_dropped,
                     },
+                    // A cancel the build did not send itself: an operator's
+                    // `lull indexes cancel` or pg_cancel_backend. The engine
+                    // does not retry it; for the queue it means "stopped".
+                    IndexBuildErrorKind::Failed { code, .. }
+                        if trip.is_none() && code.as_deref() == Some(QUERY_CANCELED) =>
+                    {
+                        on_event(BuildEvent::Cancelling(&Trip::CancelledElsewhere));
+                        Outcome::Cancelled {
+                            trip: Trip::CancelledElsewhere,
+                            leftover_dropped,
+                        }
+                    }
                     IndexBuildErrorKind::Failed { message, .. } => Outcome::Failed {
                         error: message,
                         leftover_dropped,
