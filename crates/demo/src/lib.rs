@@ -170,12 +170,12 @@ pub struct DemoReport {
     /// Writes per second.
     pub rate: u32,
     /// How long the read transaction was held.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "blocker_ms", serialize_with = "ser_ms")]
     pub blocker: Duration,
     /// The migration the read transaction was opened before.
     pub blocker_before: Option<String>,
     /// Time to load and copy the data.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "setup_ms", serialize_with = "ser_ms")]
     pub setup: Duration,
     /// The naive run.
     pub naive: RunReport,
@@ -560,6 +560,7 @@ fn step_spans(
                             end: *at,
                         },
                         tries: 1,
+                        lock_timeouts: Vec::new(),
                         failed: false,
                     },
                     false,
@@ -569,9 +570,15 @@ fn step_spans(
                 version,
                 step,
                 attempt,
+                lock_timeout,
                 ..
+            } => {
+                if let Some((s, _)) = open_span(&mut spans, version, *step) {
+                    s.tries = attempt + 1;
+                    s.lock_timeouts.push(*lock_timeout);
+                }
             }
-            | Event::Retry {
+            Event::Retry {
                 version,
                 step,
                 attempt,

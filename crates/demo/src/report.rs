@@ -35,10 +35,10 @@ impl WriteSample {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Span {
     /// Start.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "start_ms", serialize_with = "ser_ms")]
     pub start: Duration,
     /// End.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "end_ms", serialize_with = "ser_ms")]
     pub end: Duration,
 }
 
@@ -84,6 +84,11 @@ pub struct StepSpan {
     pub span: Span,
     /// Tries it took (lock timeouts retried).
     pub tries: usize,
+    /// The lock_timeout of each try that gave up waiting for its lock:
+    /// while such a try waits, writes queue behind it, so the longest one
+    /// bounds what the step costs them.
+    #[serde(rename = "lock_timeouts_ms", serialize_with = "ser_ms_list")]
+    pub lock_timeouts: Vec<Duration>,
     /// It failed (the run stopped there).
     pub failed: bool,
 }
@@ -96,10 +101,10 @@ pub struct WriteStats {
     /// Writes that failed.
     pub failed: usize,
     /// The slowest write.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "worst_ms", serialize_with = "ser_ms")]
     pub worst: Duration,
     /// The 99th percentile (nearest rank).
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "p99_ms", serialize_with = "ser_ms")]
     pub p99: Duration,
     /// Writes slower than [`STALL`].
     pub over_1s: usize,
@@ -141,7 +146,7 @@ pub struct StepReport {
     /// The writes that waited mostly while it ran.
     pub stats: WriteStats,
     /// How long it ran while the long read transaction was open.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "with_blocker_ms", serialize_with = "ser_ms")]
     pub with_blocker: Duration,
 }
 
@@ -153,7 +158,7 @@ pub struct RunReport {
     /// Every write of the run.
     pub total: WriteStats,
     /// Wall time from the first migration's start to the last one's end.
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(rename = "finish_ms", serialize_with = "ser_ms")]
     pub finish: Duration,
     /// When the migrations ran.
     pub migrations: Span,
@@ -244,6 +249,10 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
 
+fn ser_ms_list<S: serde::Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(d.iter().map(|d| d.as_millis() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +283,7 @@ mod tests {
                 end: ms(end),
             },
             tries: 1,
+            lock_timeouts: vec![],
             failed: false,
         }
     }

@@ -359,10 +359,26 @@ fn explain(s: &StepReport) -> String {
     let waited = s.with_blocker;
     let why = if s.step.failed {
         "failed".to_string()
-    } else if s.step.tries > 1 && !waited.is_zero() {
+    } else if let (Some(min), Some(max)) = (
+        s.step.lock_timeouts.iter().min(),
+        s.step.lock_timeouts.iter().max(),
+    ) {
+        let range = if min == max {
+            human(*min)
+        } else {
+            format!("{}-{}", human(*min), human(*max))
+        };
+        let during = if waited.is_zero() {
+            ""
+        } else {
+            " while the read transaction was open"
+        };
         format!(
-            "{} tries while the read transaction was open; writes waited at most one lock_timeout",
-            s.step.tries
+            "{} tries; {} gave up after their lock_timeout ({range}){during}, \
+             so writes waited at most {} at a time",
+            s.step.tries,
+            s.step.lock_timeouts.len(),
+            human(*max)
         )
     } else if !waited.is_zero() && s.step.blocks_writes {
         format!(
@@ -422,6 +438,11 @@ mod tests {
                 end: ms(end),
             },
             tries,
+            // The default ramp's first tries, as many as gave up.
+            lock_timeouts: [100, 100, 200, 300, 500][..(tries - 1).min(5)]
+                .iter()
+                .map(|t| ms(*t))
+                .collect(),
             failed: false,
         };
         let w = |due: u64, latency: u64| WriteSample {
@@ -490,8 +511,27 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("6 tries while the read transaction was open"),
+            text.contains(
+                "6 tries; 5 gave up after their lock_timeout (100ms-500ms) while the read \
+                 transaction was open, so writes waited at most 500ms at a time"
+            ),
             "{text}"
+        );
+        assert_eq!(text.matches("gave up").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn json_names_its_units() {
+        let v = serde_json::to_value(sample_report()).unwrap();
+        assert_eq!(v["blocker_ms"], 7000);
+        assert_eq!(v["naive"]["total"]["worst_ms"], 6500);
+        assert_eq!(v["lull"]["total"]["over_1s"], 0);
+        assert_eq!(v["naive"]["finish_ms"], 7000);
+        assert_eq!(v["naive"]["steps"][0]["with_blocker_ms"], 7000);
+        assert_eq!(v["lull"]["steps"][0]["tries"], 6);
+        assert_eq!(
+            v["lull"]["steps"][0]["lock_timeouts_ms"],
+            serde_json::json!([100, 100, 200, 300, 500])
         );
     }
 }
