@@ -5,6 +5,7 @@
 mod cmd;
 mod context;
 mod error;
+mod render;
 
 use std::process::ExitCode;
 

@@ -96,6 +96,10 @@ pub enum Format {
     Human,
     /// One JSON document with every finding and each file's risk.
     Json,
+    /// SARIF 2.1.0, for code scanning dashboards (GitHub, GitLab, ...).
+    Sarif,
+    /// GitHub Actions annotations (`::error file=...,line=...::message`).
+    Github,
 }
 
 /// The `--fail-on` threshold.
@@ -144,6 +148,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     match args.format {
         Format::Human => human::print(&report, &files, &opts),
         Format::Json => json::print(&report),
+        Format::Sarif => crate::render::emit(&crate::render::sarif::render(&report, &files)),
+        Format::Github => crate::render::emit(&crate::render::github::render(&report, &files)),
     }
     let failed = match fail_on {
         FailOn::Error => report.count_at_least(Severity::Error) > 0,
