@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::parse::{parse, ParseError, Span, Statement};
 use crate::risk::{self, Risk};
 use crate::rules::{self, Rule};
-use crate::safe::{safe_form, NewRelations};
+use crate::safe::NewRelations;
 use crate::stats::{TableSize, TableStats};
 use crate::suppress::{self, Suppressions};
 
@@ -232,8 +232,8 @@ pub(crate) struct RunState {
     pub new: NewRelations,
     /// (table, column) pairs proven NOT NULL by a validated CHECK.
     pub not_null_checks: BTreeSet<(String, String)>,
-    /// Indexes created so far: (table, leading columns).
-    pub indexes: Vec<(String, Vec<String>)>,
+    /// Indexes created so far, by relation name: (table, columns).
+    pub indexes: BTreeMap<String, Vec<(String, Vec<String>)>>,
 }
 
 impl RunState {
@@ -243,8 +243,10 @@ impl RunState {
         }
         self.not_null_checks
             .extend(rules::set_not_null::proven_columns(stmts));
-        self.indexes
-            .extend(rules::unindexed_foreign_key::created_indexes(stmts));
+        for (table, cols) in rules::unindexed_foreign_key::created_indexes(stmts) {
+            let relname = table.rsplit('.').next().unwrap_or(&table).to_string();
+            self.indexes.entry(relname).or_default().push((table, cols));
+        }
     }
 }
 
@@ -257,6 +259,9 @@ pub(crate) struct FileCtx<'a> {
     /// Whether the runner wraps the whole file in one transaction.
     pub wrapped: bool,
     pub run: &'a RunState,
+    /// Per statement: relations created by the statements before it in
+    /// this file (shared between statements that create nothing).
+    new_before: Vec<std::rc::Rc<NewRelations>>,
 }
 
 impl<'a> FileCtx<'a> {
@@ -268,6 +273,18 @@ impl<'a> FileCtx<'a> {
     ) -> Self {
         let wrapped = opts.runner == Runner::Transactional && !file.no_transaction;
         let info = transaction_info(stmts, opts.runner, wrapped);
+        let mut new_before = Vec::with_capacity(stmts.len());
+        let mut current = std::rc::Rc::new(NewRelations::new());
+        for stmt in stmts {
+            new_before.push(current.clone());
+            if !stmt.facts.creates.is_empty()
+                || matches!(stmt.ast(), pg_query::NodeEnum::RenameStmt(_))
+            {
+                let mut next = (*current).clone();
+                next.record(stmt);
+                current = std::rc::Rc::new(next);
+            }
+        }
         FileCtx {
             file,
             stmts,
@@ -275,20 +292,18 @@ impl<'a> FileCtx<'a> {
             opts,
             wrapped,
             run,
+            new_before,
         }
     }
 
     /// Whether `relation` was created before statement `idx` (earlier in
     /// this file or by an earlier file of the run).
     pub(crate) fn is_new(&self, idx: usize, relation: &str) -> bool {
-        if self.run.new.contains(relation) {
-            return true;
-        }
-        let mut here = NewRelations::new();
-        for stmt in &self.stmts[..idx.min(self.stmts.len())] {
-            here.record(stmt);
-        }
-        here.contains(relation)
+        self.run.new.contains(relation)
+            || self
+                .new_before
+                .get(idx)
+                .is_some_and(|new| new.contains(relation))
     }
 
     /// Whether `relation` existed before this run.
@@ -309,11 +324,8 @@ impl<'a> FileCtx<'a> {
 
     /// The safe form of statement `idx` as SQL text, for help.
     pub(crate) fn safe_sql(&self, idx: usize) -> Option<String> {
-        let mut new = self.run.new.clone();
-        for stmt in &self.stmts[..idx] {
-            new.record(stmt);
-        }
-        safe_form(&self.stmts[idx], &new).map(|f| f.statements.join(";\n") + ";")
+        crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name))
+            .map(|f| f.statements.join(";\n") + ";")
     }
 }
 
@@ -609,6 +621,17 @@ mod tests {
         );
         let report = lint(&files[1..], &LintOptions::default());
         assert!(ids(&report).contains(&"create-index-not-concurrently"));
+    }
+
+    #[test]
+    fn renamed_new_tables_stay_new() {
+        let files = [file("CREATE TABLE a (x int); ALTER TABLE a RENAME TO b; CREATE INDEX IF NOT EXISTS i ON b (x);")];
+        let report = lint(&files, &LintOptions::default());
+        assert!(
+            !ids(&report).contains(&"create-index-not-concurrently"),
+            "{:?}",
+            report.findings
+        );
     }
 
     #[test]

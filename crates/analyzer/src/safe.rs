@@ -8,7 +8,7 @@
 //! UNIQUE / PRIMARY KEY attached to a concurrently built index. Identifiers
 //! in generated SQL are quoted with [`crate::sql`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType, ReindexObjectType, Token};
 use pg_query::NodeEnum;
@@ -41,6 +41,9 @@ pub struct SafeForm {
 #[derive(Debug, Clone, Default)]
 pub struct NewRelations {
     names: BTreeSet<String>,
+    /// Relation name (last part) → (seen schema-qualified, seen bare), so
+    /// lookups stay cheap over a run of thousands of files.
+    by_relname: BTreeMap<String, (bool, bool)>,
 }
 
 impl NewRelations {
@@ -49,16 +52,42 @@ impl NewRelations {
         Self::default()
     }
 
-    /// Records the relations `stmt` creates.
+    /// Records the relations `stmt` creates, and the new name of a new
+    /// relation it renames.
     pub fn record(&mut self, stmt: &Statement) {
         for name in &stmt.facts.creates {
-            self.names.insert(name.clone());
+            self.insert(name.clone());
+        }
+        if let NodeEnum::RenameStmt(r) = stmt.ast() {
+            let renames_relation =
+                r.rename_type == r.relation_type || r.rename_type == ObjectType::ObjectTable as i32;
+            if let Some(rel) = r
+                .relation
+                .as_ref()
+                .filter(|_| renames_relation && !r.newname.is_empty())
+            {
+                if self.contains(&ast::rel_name(rel)) {
+                    let renamed = match ast::rel_schema(rel) {
+                        Some(schema) => format!("{schema}.{}", r.newname),
+                        None => r.newname.clone(),
+                    };
+                    self.insert(renamed);
+                }
+            }
         }
     }
 
     /// Adds one relation by name.
     pub fn insert(&mut self, name: impl Into<String>) {
-        self.names.insert(name.into());
+        let name = name.into();
+        let (qualified, relname) = split_last(&name);
+        let entry = self.by_relname.entry(relname.to_string()).or_default();
+        if qualified {
+            entry.0 = true;
+        } else {
+            entry.1 = true;
+        }
+        self.names.insert(name);
     }
 
     /// Whether `name` was created in this run. An unqualified name matches
@@ -68,11 +97,25 @@ impl NewRelations {
         if self.names.contains(name) {
             return true;
         }
-        let last = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
-        let qualified = name.contains('.');
-        self.names
-            .iter()
-            .any(|n| (qualified != n.contains('.')) && last(n) == last(name))
+        let (qualified, relname) = split_last(name);
+        match self.by_relname.get(relname) {
+            Some((seen_qualified, seen_bare)) => {
+                if qualified {
+                    *seen_bare
+                } else {
+                    *seen_qualified
+                }
+            }
+            None => false,
+        }
+    }
+}
+
+/// Whether a name is schema-qualified, and its relation name.
+fn split_last(name: &str) -> (bool, &str) {
+    match name.rsplit_once('.') {
+        Some((_, last)) => (true, last),
+        None => (false, name),
     }
 }
 
@@ -81,10 +124,15 @@ impl NewRelations {
 /// (`new`), or has no mechanical rewrite (e.g. several ALTER TABLE actions
 /// in one statement, DROP INDEX ... CASCADE).
 pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
+    safe_form_with(stmt, &|name| new.contains(name))
+}
+
+/// [`safe_form`] with any test for "created in this run".
+pub(crate) fn safe_form_with(stmt: &Statement, is_new: &dyn Fn(&str) -> bool) -> Option<SafeForm> {
     match stmt.ast() {
         NodeEnum::IndexStmt(s) if !s.concurrent => {
             let table = s.relation.as_ref()?;
-            if new.contains(&ast::rel_name(table)) {
+            if is_new(&ast::rel_name(table)) {
                 return None;
             }
             let at = keyword_end(&stmt.text, Token::Index)?;
@@ -109,7 +157,7 @@ pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
                 .iter()
                 .map(ast::name_parts)
                 .collect::<Option<_>>()?;
-            if names.iter().all(|parts| new.contains(&parts.join("."))) {
+            if names.iter().all(|parts| is_new(&parts.join("."))) {
                 return None;
             }
             let if_exists = if s.missing_ok { " IF EXISTS" } else { "" };
@@ -127,7 +175,7 @@ pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
         }
         NodeEnum::ReindexStmt(s) if !ast::has_option(&s.params, "concurrently") => {
             let rel = s.relation.as_ref()?;
-            if new.contains(&ast::rel_name(rel)) {
+            if is_new(&ast::rel_name(rel)) {
                 return None;
             }
             let kind = if s.kind == ReindexObjectType::ReindexObjectIndex as i32 {
@@ -144,7 +192,7 @@ pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
                     .into(),
             })
         }
-        NodeEnum::AlterTableStmt(s) => alter_table_safe_form(stmt, s, new),
+        NodeEnum::AlterTableStmt(s) => alter_table_safe_form(stmt, s, is_new),
         _ => None,
     }
 }
@@ -152,13 +200,13 @@ pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
 fn alter_table_safe_form(
     stmt: &Statement,
     s: &protobuf::AlterTableStmt,
-    new: &NewRelations,
+    is_new: &dyn Fn(&str) -> bool,
 ) -> Option<SafeForm> {
     if s.objtype != ObjectType::ObjectTable as i32 || s.cmds.len() != 1 {
         return None;
     }
     let rel = s.relation.as_ref()?;
-    if new.contains(&ast::rel_name(rel)) {
+    if is_new(&ast::rel_name(rel)) {
         return None;
     }
     let Some(NodeEnum::AlterTableCmd(cmd)) = &s.cmds[0].node else {
@@ -427,6 +475,12 @@ mod tests {
         let mut new = NewRelations::new();
         new.record(&stmts[0]);
         assert!(safe_form(&stmts[1], &new).is_none());
+        assert!(
+            new.contains("t")
+                && new.contains("app.t")
+                && !new.contains("other.t")
+                && !new.contains("u")
+        );
         assert!(safe_form(&stmts[1], &NewRelations::new()).is_some());
     }
 

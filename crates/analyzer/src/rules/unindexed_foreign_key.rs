@@ -42,12 +42,13 @@ Safe alternative
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
-    let mut indexes = ctx.run.indexes.clone();
-    indexes.extend(created_indexes(ctx.stmts));
+    let here = created_indexes(ctx.stmts);
     let mut hits = Vec::new();
     for (i, stmt) in ctx.stmts.iter().enumerate() {
         for (table, cols) in foreign_keys(stmt) {
-            let covered = indexes.iter().any(|(t, idx)| {
+            let relname = table.rsplit('.').next().unwrap_or(&table);
+            let earlier = ctx.run.indexes.get(relname).into_iter().flatten();
+            let covered = earlier.chain(here.iter()).any(|(t, idx)| {
                 same_table(t, &table) && idx.len() >= cols.len() && idx[..cols.len()] == cols[..]
             });
             if covered {
