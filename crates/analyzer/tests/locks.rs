@@ -39,6 +39,8 @@ const SETUP: &str = "
     CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
     CREATE TABLE p2 (id int, k int);
     CREATE TABLE n0 (id int);
+    CREATE SCHEMA IF NOT EXISTS other;
+    CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
     INSERT INTO t SELECT g, g, 'x', 'y' FROM generate_series(1, 100) g;
     INSERT INTO u SELECT g, g FROM generate_series(1, 100) g;
     ANALYZE;
@@ -129,6 +131,22 @@ const TRANSACTIONAL: &[Case] = &[
     },
     case("COMMENT ON TABLE t IS 'x'"),
     case("ANALYZE t"),
+    case("ALTER TABLE t ADD COLUMN d int REFERENCES u (id)"),
+    case("ALTER TABLE t ADD COLUMN d int CHECK (d > 0)"),
+    case("CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()"),
+    case("CREATE POLICY pol ON t USING (true)"),
+    case("ALTER TABLE t ENABLE ROW LEVEL SECURITY"),
+    case("ALTER TABLE n0 SET SCHEMA other"),
+    case("ALTER TABLE t OWNER TO CURRENT_USER"),
+    case("ALTER TABLE t REPLICA IDENTITY FULL"),
+    case("ALTER TABLE t CLUSTER ON t_a"),
+    case("ALTER TABLE t ALTER COLUMN b SET STORAGE EXTERNAL"),
+    case("ALTER MATERIALIZED VIEW mv RENAME TO mv2"),
+    case("INSERT INTO u (id, t_id) SELECT id, id FROM t WHERE false"),
+    case("MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING"),
+    case("GRANT SELECT ON t TO PUBLIC"),
+    // The partitions of a partitioned table are found in the catalog.
+    Case { sql: "CREATE INDEX pi ON p (k)", extra: &[("p1", Share)] },
 ];
 
 /// Statements that cannot run in a transaction, and the query an open
