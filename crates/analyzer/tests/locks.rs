@@ -146,7 +146,10 @@ const TRANSACTIONAL: &[Case] = &[
     case("MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING"),
     case("GRANT SELECT ON t TO PUBLIC"),
     // The partitions of a partitioned table are found in the catalog.
-    Case { sql: "CREATE INDEX pi ON p (k)", extra: &[("p1", Share)] },
+    Case {
+        sql: "CREATE INDEX pi ON p (k)",
+        extra: &[("p1", Share)],
+    },
 ];
 
 /// Statements that cannot run in a transaction, and the query an open
