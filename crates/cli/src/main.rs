@@ -62,6 +62,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Rewrite migrations into their safe form (diff, or --write).
     Fix(cmd::fix::Args),
+    /// Export table sizes for offline linting (`lull lint --stats FILE`).
+    Stats(cmd::stats::Args),
     // The help text is the doc of `cmd::demo::Args`.
     Demo(cmd::demo::Args),
 }
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(&cli.global, args),
         Command::Explain(args) => cmd::explain::run(&cli.global, args),
         Command::Fix(args) => cmd::fix::run(&cli.global, args),
+        Command::Stats(args) => cmd::stats::run(&cli.global, args),
         Command::Demo(args) => cmd::demo::run(&cli.global, args),
     };
     match result {

@@ -14,4 +14,5 @@ pub mod repair;
 pub mod rollback;
 pub mod run_shared;
 pub mod sandbox;
+pub mod stats;
 pub mod status;

@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use lull_analyzer::{SourceFile, TableSize, TableStats};
-use lull_config::{redact_url, Config};
+use lull_analyzer::{SourceFile, TableStats};
+use lull_config::Config;
 use lull_migrations::DiscoverError;
 
 use crate::error::CliError;
@@ -190,54 +190,9 @@ fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Row estimates and total sizes of every user table, from `reltuples` and
-/// `pg_total_relation_size`.
+/// Row estimates and total sizes of every user table, read the same way
+/// `lull stats export` writes them.
 pub fn stats_from_database(url: &str) -> Result<TableStats, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let client = lull_engine::db::connect(url, "lull lint")
-            .await
-            .map_err(|e| {
-                CliError::new(format!(
-                    "cannot read table sizes from {}: {e}",
-                    redact_url(url)
-                ))
-                .hint("pass --offline to lint without sizes, or --stats FILE")
-            })?;
-        let rows = client
-            .query(
-                "SELECT n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8, \
-                        pg_total_relation_size(c.oid)::int8 \
-                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r', 'p', 'm') \
-                   AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
-                &[],
-            )
-            .await
-            .map_err(|e| {
-                CliError::new(format!(
-                    "cannot read table sizes: {}",
-                    lull_engine::pg_message(&e)
-                ))
-            })?;
-        let mut stats = TableStats::default();
-        for row in rows {
-            let schema: String = row.get(0);
-            let table: String = row.get(1);
-            let reltuples: f64 = row.get(2);
-            let bytes: i64 = row.get(3);
-            stats.insert(
-                format!("{schema}.{table}"),
-                TableSize {
-                    rows: reltuples as u64,
-                    bytes: bytes.max(0) as u64,
-                },
-            );
-        }
-        Ok(stats)
-    })
+    crate::cmd::stats::read_table_stats(url, "lull lint", &[])
+        .map_err(|e| e.hint("pass --offline to lint without sizes, or --stats FILE"))
 }
