@@ -75,6 +75,10 @@ fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
         assert!(stderr.contains(phase), "no `{phase}` in:\n{stderr}");
     }
 
+    // The stall is visible while it happens, in the naive run only.
+    assert!(stderr.contains("naive    writes stalled:"), "{stderr}");
+    assert!(!stderr.contains("lull     writes stalled:"), "{stderr}");
+
     // The table's shape: a header and five rows with a naive and a lull cell.
     let header = stdout
         .lines()

@@ -155,6 +155,16 @@ pub enum Progress {
         /// How long it stays open.
         hold: Duration,
     },
+    /// Writes are stalled right now (sent once a second while the oldest
+    /// waiting write has waited over a second).
+    WritesStalled {
+        /// Which run.
+        run: RunKind,
+        /// Writes due and not done.
+        waiting: usize,
+        /// How long the oldest of them has waited.
+        oldest: Duration,
+    },
     /// A run is over.
     RunFinished(Box<RunReport>),
 }
@@ -472,6 +482,23 @@ async fn run_once(
         },
     )
     .await?;
+    let watch = {
+        let probe = workload.probe();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (waiting, oldest) = probe.waiting();
+                if oldest > report::STALL {
+                    progress(&Progress::WritesStalled {
+                        run: kind,
+                        waiting,
+                        oldest,
+                    });
+                }
+            }
+        })
+    };
     tokio::time::sleep(opts.settle).await;
 
     let start = origin.elapsed();
@@ -509,6 +536,7 @@ async fn run_once(
         None => None,
     };
     tokio::time::sleep(opts.settle).await;
+    watch.abort();
     let (samples, write_error) = workload.stop().await;
     let steps = step_spans(&events.lock().unwrap(), &plans, end);
     let mut report = RunReport::build(

@@ -8,6 +8,7 @@
 //! up behind a lock and all finishing late, not a load generator that
 //! politely slows down.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,18 +35,44 @@ pub struct WorkloadOptions {
 }
 
 /// One write to do.
-enum Job {
-    /// Bump one existing order's amount.
-    Update { id: i64, due: Instant },
-    /// A new order.
-    Insert { customer: i64, due: Instant },
+struct Job {
+    /// Its number, the key in [`Pending`].
+    seq: u32,
+    /// When it was due.
+    due: Instant,
+    /// What it writes.
+    write: Write,
 }
 
-impl Job {
-    fn due(&self) -> Instant {
-        match self {
-            Job::Update { due, .. } | Job::Insert { due, .. } => *due,
-        }
+enum Write {
+    /// Bump one existing order's amount.
+    Update { id: i64 },
+    /// A new order.
+    Insert { customer: i64 },
+}
+
+/// Writes due and not done yet, by number, with when each was due.
+type Pending = Arc<std::sync::Mutex<BTreeMap<u32, Instant>>>;
+
+/// Looks at the writes in flight of a running [`Workload`].
+#[derive(Clone)]
+pub struct Probe {
+    pending: Pending,
+}
+
+impl Probe {
+    /// How many writes are due and not done, and how long the oldest of
+    /// them has waited.
+    pub fn waiting(&self) -> (usize, Duration) {
+        let pending = self.pending.lock().unwrap();
+        // Numbers are given in the order writes fall due: the first is
+        // the oldest.
+        let oldest = pending
+            .values()
+            .next()
+            .map(|due| due.elapsed())
+            .unwrap_or_default();
+        (pending.len(), oldest)
     }
 }
 
@@ -53,6 +80,7 @@ impl Job {
 /// measured.
 pub struct Workload {
     stop: Arc<AtomicBool>,
+    pending: Pending,
     ticker: JoinHandle<()>,
     workers: Vec<JoinHandle<(Vec<WriteSample>, Option<String>)>>,
 }
@@ -67,6 +95,7 @@ impl Workload {
     ) -> Result<Workload, DemoError> {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let pending = Pending::default();
         let mut workers = Vec::new();
         for _ in 0..opts.connections.max(1) {
             let client = connect(url, "lull demo writer").await?;
@@ -79,17 +108,32 @@ impl Workload {
                 .await
                 .map_err(|e| DemoError::db("preparing the workload's insert", e))?;
             let rx = rx.clone();
+            let pending = pending.clone();
             workers.push(tokio::spawn(async move {
-                worker(client, update, insert, rx, origin).await
+                worker(client, update, insert, rx, pending, origin).await
             }));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let ticker = tokio::spawn(ticker(tx, stop.clone(), opts.rate.max(1), opts.rows.max(1)));
+        let ticker = tokio::spawn(ticker(
+            tx,
+            stop.clone(),
+            pending.clone(),
+            opts.rate.max(1),
+            opts.rows.max(1),
+        ));
         Ok(Workload {
             stop,
+            pending,
             ticker,
             workers,
         })
+    }
+
+    /// A handle that tells, from any task, how the writes are doing.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            pending: self.pending.clone(),
+        }
     }
 
     /// Stops making writes due, waits for the ones in flight and returns
@@ -118,30 +162,35 @@ impl Workload {
     }
 }
 
-async fn ticker(tx: mpsc::UnboundedSender<Job>, stop: Arc<AtomicBool>, rate: u32, rows: u64) {
+async fn ticker(
+    tx: mpsc::UnboundedSender<Job>,
+    stop: Arc<AtomicBool>,
+    pending: Pending,
+    rate: u32,
+    rows: u64,
+) {
     let period = Duration::from_secs(1) / rate;
     let start = Instant::now();
     let mut rng = StdRng::from_entropy();
-    for n in 0u32.. {
-        let due = start + period * n;
+    for seq in 0u32.. {
+        let due = start + period * seq;
         tokio::time::sleep_until(due.into()).await;
         if stop.load(Ordering::SeqCst) {
             break;
         }
         // Three updates to one insert: the table grows a little and its
         // existing rows are written, as in most applications.
-        let job = if n % 4 == 3 {
-            Job::Insert {
+        let write = if seq % 4 == 3 {
+            Write::Insert {
                 customer: rng.gen_range(1..=CUSTOMERS),
-                due,
             }
         } else {
-            Job::Update {
+            Write::Update {
                 id: rng.gen_range(1..=rows as i64),
-                due,
             }
         };
-        if tx.send(job).is_err() {
+        pending.lock().unwrap().insert(seq, due);
+        if tx.send(Job { seq, due, write }).is_err() {
             break;
         }
     }
@@ -152,6 +201,7 @@ async fn worker(
     update: tokio_postgres::Statement,
     insert: tokio_postgres::Statement,
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    pending: Pending,
     origin: Instant,
 ) -> (Vec<WriteSample>, Option<String>) {
     let mut samples = Vec::new();
@@ -159,11 +209,12 @@ async fn worker(
     loop {
         let job = { rx.lock().await.recv().await };
         let Some(job) = job else { break };
-        let result = match &job {
-            Job::Update { id, .. } => client.execute(&update, &[id]).await,
-            Job::Insert { customer, .. } => client.execute(&insert, &[customer]).await,
+        let result = match &job.write {
+            Write::Update { id } => client.execute(&update, &[id]).await,
+            Write::Insert { customer } => client.execute(&insert, &[customer]).await,
         };
-        let due = job.due();
+        pending.lock().unwrap().remove(&job.seq);
+        let due = job.due;
         samples.push(WriteSample {
             due: due.saturating_duration_since(origin),
             latency: due.elapsed(),

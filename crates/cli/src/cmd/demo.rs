@@ -162,6 +162,16 @@ impl ProgressPrinter {
                     .map(|e| format!("; the migrations failed: {e}"))
                     .unwrap_or_default()
             )),
+            Progress::WritesStalled {
+                run,
+                waiting,
+                oldest,
+            } => Some(format!(
+                "{:<5}    writes stalled: {} waiting, the oldest for {}",
+                run.label(),
+                thousands(*waiting as u64),
+                human(*oldest)
+            )),
             Progress::Engine { run, event, .. } => self.engine(*run, event),
         }
     }
