@@ -807,6 +807,9 @@ fn add_column_facts(f: &mut Facts, table: &str, col: &protobuf::ColumnDef) {
                 if let Some(pk) = &c.pktable {
                     f.lock(ast::rel_name(pk), LockMode::ShareRowExclusive);
                 }
+                // The new column is validated like any foreign key: a
+                // full read of the table.
+                f.scan(table);
             }
             ConstrType::ConstrCheck | ConstrType::ConstrUnique | ConstrType::ConstrPrimary => {
                 f.scan(table)
