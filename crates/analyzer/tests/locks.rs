@@ -16,8 +16,9 @@
 //! ignored.
 //!
 //! The same harness checks the `rewrites` claims (a relation's filenode
-//! changes exactly for the claimed tables) and that each safe form reads
-//! the table only under locks that let writes continue.
+//! changes exactly for the claimed tables), the `scans` claims (each
+//! claimed full read shows up in `pg_stat_xact_user_tables`), and that
+//! each safe form reads tables only under locks that let writes continue.
 
 use std::collections::BTreeMap;
 use std::thread;
@@ -327,6 +328,7 @@ fn transactional_lock_claims_match_pg_locks() {
         reset(&mut client);
         let before = relations(&mut client);
         let mut tx = client.transaction().expect("begin");
+        let baseline = seq_scans(&mut tx);
         tx.batch_execute(case.sql)
             .unwrap_or_else(|e| panic!("{}: {}", case.sql, pg(&e)));
         let pid: i32 = tx
@@ -334,6 +336,25 @@ fn transactional_lock_claims_match_pg_locks() {
             .expect("pid")
             .get(0);
         let seen = locks_of(&mut tx, pid, &before);
+        let scanned: Vec<String> = seq_scans(&mut tx)
+            .into_iter()
+            .filter(|(table, n)| *n > baseline.get(table).copied().unwrap_or(0))
+            .map(|(table, _)| table)
+            .collect();
+        // Scans: every claimed full read happened (on the table itself, or
+        // for a partitioned table on the partitions listed in `extra`).
+        for claimed in &stmt.facts.scans {
+            let read = scanned.contains(claimed)
+                || case
+                    .extra
+                    .iter()
+                    .any(|(r, _)| scanned.iter().any(|s| s == r));
+            assert!(
+                read,
+                "`{}` claims a scan of {claimed}, but the tables read were {scanned:?}",
+                case.sql
+            );
+        }
         let after = relations(&mut tx);
         tx.rollback().expect("rollback");
         compare(case.sql, &stmt, case.extra, &seen);
