@@ -199,6 +199,51 @@ fn config_sets_levels_and_unknown_rules_are_errors() {
 }
 
 #[test]
+fn excludes_file_suppressions_and_opt_in_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql/legacy")).unwrap();
+    std::fs::write(
+        dir.path().join("lull.toml"),
+        "[lint]\nexclude = [\"sql/legacy/**\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sql/legacy/old.sql"),
+        "LOCK TABLE accounts;",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sql/new.sql"),
+        "-- lull:ignore-file lock-table, truncate reviewed with the DBA\nLOCK TABLE a;\nCREATE TABLE IF NOT EXISTS n (id int);\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::cargo_bin("lull")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .args(["lint", "--format", "json", "--fail-on", "never"])
+            .args(extra)
+            .arg("sql")
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let report = run(&[]);
+    assert_eq!(
+        report["summary"]["files"], 1,
+        "the excluded file is not linted: {report}"
+    );
+    // lock-table is suppressed; the unused `truncate` suppression is reported.
+    assert_eq!(rules_of(&report), vec!["unused-suppression"]);
+    let report = run(&["--enable", "prefer-bigint"]);
+    assert!(
+        rules_of(&report).contains(&"prefer-bigint".to_string()),
+        "{report}"
+    );
+}
+
+#[test]
 fn table_sizes_from_a_stats_file_raise_and_lower_findings() {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.json");

@@ -54,9 +54,12 @@ pub fn excludes(config: &Config) -> Result<Vec<glob::Pattern>, CliError> {
 fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
     let text = path.to_string_lossy();
     let text = text.strip_prefix("./").unwrap_or(&text);
+    // A directory counts as excluded when a glob such as `legacy/**`
+    // covers everything under it.
+    let inside = format!("{text}/\u{1}");
     excludes
         .iter()
-        .any(|g| g.matches(text) || g.matches_path(path))
+        .any(|g| g.matches(text) || (path.is_dir() && g.matches(&inside)))
 }
 
 /// Reads every input into the files to lint, in run order.
@@ -122,7 +125,11 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
     let migrations = match lull_migrations::discover(dir) {
         Ok(migrations) => migrations,
         Err(err @ (DiscoverError::UnknownFile { .. } | DiscoverError::MixedLayouts { .. })) => {
-            let files = piecewise(dir, excludes)?;
+            let (files, considered) = piecewise(dir, excludes)?;
+            if considered == 0 {
+                // Everything in it is excluded: nothing to lint, nothing wrong.
+                return Ok(files);
+            }
             if files.is_empty() {
                 return Err(CliError::new(err)
                     .hint("pass single .sql files instead, or fix the directory layout"));
@@ -157,13 +164,15 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
     Ok(files)
 }
 
-/// Subdirectories (as directories) and .sql files of `dir`, in name order.
-fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+/// Subdirectories (as directories) and .sql files of `dir`, in name order,
+/// and how many entries were not excluded.
+fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<(Vec<SourceFile>, usize), CliError> {
     let read = std::fs::read_dir(dir)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", dir.display())))?;
     let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     let mut files = Vec::new();
+    let mut considered = 0;
     for path in entries {
         let hidden = path
             .file_name()
@@ -171,6 +180,7 @@ fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
         if hidden || excluded(&path, excludes) {
             continue;
         }
+        considered += 1;
         if path.is_dir() {
             files.extend(directory(&path, excludes)?);
         } else if path.extension().is_some_and(|e| e == "sql") {
@@ -183,7 +193,7 @@ fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
             });
         }
     }
-    Ok(files)
+    Ok((files, considered))
 }
 
 fn display(path: &Path) -> String {
