@@ -418,10 +418,6 @@ async fn run_once(
     let mut runner_opts = RunnerOptions::new(url);
     runner_opts.mode = kind.mode();
     runner_opts.policies = opts.policies.clone();
-    // Only a backstop: `runner_lock_released` waits for the previous
-    // migration's lock before the next one starts.
-    runner_opts.lock_wait = Duration::from_secs(10);
-    let watcher = connect(url, "lull demo").await?;
     let plans: Vec<MigrationPlan> = {
         let planner = Runner::new(runner_opts.clone());
         migrations
@@ -521,7 +517,6 @@ async fn run_once(
             });
             break;
         }
-        runner_lock_released(&watcher, &runner.options().schema).await?;
     }
     let end = origin.elapsed();
     let blocker = match blocker {
@@ -549,35 +544,6 @@ async fn run_once(
     );
     report.write_error = write_error;
     Ok(report)
-}
-
-/// Waits until the runner lock of the last `migrate` is gone. The engine
-/// releases it by closing its connection, and the server lets go of the
-/// lock only when that backend has exited, a moment after `migrate`
-/// returns; the next `migrate` would otherwise find it still held.
-async fn runner_lock_released(
-    client: &tokio_postgres::Client,
-    schema: &str,
-) -> Result<(), DemoError> {
-    let key = lull_engine::lock::lock_key(schema) as u64;
-    let (classid, objid) = ((key >> 32) as u32, (key & 0xffff_ffff) as u32);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let held: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks \
-                 WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 \
-                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-                &[&classid, &objid],
-            )
-            .await
-            .map_err(|e| DemoError::db("checking the runner lock", e))?
-            .get(0);
-        if !held || Instant::now() >= deadline {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Turns the engine's step events into spans, with the locks each step

@@ -14,10 +14,24 @@ use crate::db::connect;
 use crate::error::EngineError;
 use crate::events::{Event, EventSink};
 
-/// The held runner lock. Dropping it closes its connection, which
-/// releases the lock (also when the process is killed).
+/// The held runner lock. [`RunnerLock::release`] gives it back at once;
+/// dropping it closes its connection, which releases it a moment later
+/// (also when the process is killed).
 pub struct RunnerLock {
-    _client: Client,
+    client: Client,
+    key: i64,
+}
+
+impl RunnerLock {
+    /// Releases the lock now, so a run that follows at once in this or
+    /// another process does not find it still held by a closing backend.
+    pub async fn release(self) {
+        // If this fails the connection is gone, and with it the lock.
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .await;
+    }
 }
 
 /// The advisory lock key for a state schema: runners that share a schema
@@ -48,7 +62,7 @@ pub async fn acquire(
             .await
             .map_err(|e| EngineError::db("taking the runner lock", e))?;
         if row.get::<_, bool>(0) {
-            return Ok(RunnerLock { _client: client });
+            return Ok(RunnerLock { client, key });
         }
         let (pid, application) = holder(&client, key).await.unwrap_or((None, None));
         if started.elapsed() >= wait {

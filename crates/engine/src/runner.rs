@@ -155,10 +155,19 @@ pub struct Runner {
 
 /// Connections of a run: the lock holder first, so it is released last.
 struct Session {
-    _lock: Option<lock::RunnerLock>,
+    lock: Option<lock::RunnerLock>,
     work: Client,
     work_pid: i32,
     monitor: Arc<Client>,
+}
+
+impl Session {
+    /// Gives the runner lock back at once (see [`lock::RunnerLock::release`]).
+    async fn release(self) {
+        if let Some(lock) = self.lock {
+            lock.release().await;
+        }
+    }
 }
 
 impl Runner {
@@ -215,7 +224,7 @@ impl Runner {
             self.state.ensure(&work).await?;
         }
         Ok(Session {
-            _lock: lock,
+            lock,
             work,
             work_pid,
             monitor,
@@ -305,8 +314,19 @@ impl Runner {
         migrations: &[Migration],
         to: Option<&str>,
     ) -> Result<RunSummary, EngineError> {
-        let started = Instant::now();
         let session = self.session(true).await?;
+        let result = self.migrate_in(&session, migrations, to).await;
+        session.release().await;
+        result
+    }
+
+    async fn migrate_in(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+        to: Option<&str>,
+    ) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
         let records = self.state.migrations(&session.work).await?;
         self.check_checksums(migrations, &records)?;
         let plans = self.pending_plans(migrations, &records, to)?;
@@ -328,7 +348,7 @@ impl Runner {
                     kind: ErrorKind::Refused,
                 });
             }
-            self.run_plan(&session, plan, &mut summary).await?;
+            self.run_plan(session, plan, &mut summary).await?;
             summary.versions.push(plan.version.clone());
         }
         summary.elapsed = started.elapsed();
@@ -343,8 +363,19 @@ impl Runner {
         migrations: &[Migration],
         target: RollbackTarget,
     ) -> Result<RunSummary, EngineError> {
-        let started = Instant::now();
         let session = self.session(true).await?;
+        let result = self.rollback_in(&session, migrations, target).await;
+        session.release().await;
+        result
+    }
+
+    async fn rollback_in(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+        target: RollbackTarget,
+    ) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
         let mut records = self.state.migrations(&session.work).await?;
         records.retain(|r| matches!(r.status, Status::Applied | Status::RollingBack));
         records.sort_by(|a, b| compare_versions(&b.version, &a.version));
@@ -382,7 +413,7 @@ impl Runner {
         }
         let mut summary = RunSummary::default();
         for plan in &plans {
-            self.run_plan(&session, plan, &mut summary).await?;
+            self.run_plan(session, plan, &mut summary).await?;
             summary.versions.push(plan.version.clone());
         }
         summary.elapsed = started.elapsed();
@@ -396,8 +427,19 @@ impl Runner {
         migrations: &[Migration],
         version: &str,
     ) -> Result<bool, EngineError> {
-        let m = Self::find(migrations, version)?;
         let session = self.session(true).await?;
+        let result = self.mark_applied_in(&session, migrations, version).await;
+        session.release().await;
+        result
+    }
+
+    async fn mark_applied_in(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+        version: &str,
+    ) -> Result<bool, EngineError> {
+        let m = Self::find(migrations, version)?;
         let records = self.state.migrations(&session.work).await?;
         if records
             .iter()
@@ -420,6 +462,16 @@ impl Runner {
         migrations: &[Migration],
     ) -> Result<Vec<(String, String, String)>, EngineError> {
         let session = self.session(true).await?;
+        let result = self.repair_in(&session, migrations).await;
+        session.release().await;
+        result
+    }
+
+    async fn repair_in(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+    ) -> Result<Vec<(String, String, String)>, EngineError> {
         let records = self.state.migrations(&session.work).await?;
         let mut changed = Vec::new();
         for r in &records {
