@@ -35,36 +35,24 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+/// Each command's help is the doc comment of its `Args` (a doc comment on
+/// a variant here would replace that long help with one line).
 enum Command {
-    /// Start, stop or locate a throwaway local PostgreSQL to try lull on.
     Sandbox(cmd::sandbox::Args),
-    /// Show the configuration lull would run with (file, env, defaults).
     Config(cmd::config::Args),
-    /// Check, queue, build (in a safe window), monitor and report indexes.
     Indexes(cmd::indexes::Args),
-    /// Build pending indexes on a cron schedule until SIGTERM.
     Daemon(cmd::daemon::Args),
-    /// Show exactly what `lull migrate` would run: steps, rewrites, locks, risk.
     Plan(cmd::plan::Args),
-    /// Apply pending migrations without stalling the application.
     Migrate(cmd::migrate::Args),
-    /// Show applied, pending, failed and running migrations, per step.
     Status(cmd::status::Args),
-    /// Revert applied migrations with their down SQL.
     Rollback(cmd::rollback::Args),
-    /// Record a migration as applied without running it.
     MarkApplied(cmd::mark_applied::Args),
-    /// Accept edited files of applied migrations (record new checksums).
     Repair(cmd::repair::Args),
-    /// Check migrations for statements that would stall production.
     Lint(cmd::lint::Args),
-    /// Explain a lint rule (what it flags, why, the safe alternative), or list them.
     Explain(cmd::explain::Args),
-    /// Rewrite migrations into their safe form (diff, or --write).
     Fix(cmd::fix::Args),
     /// Export table sizes for offline linting (`lull lint --stats FILE`).
     Stats(cmd::stats::Args),
-    // The help text is the doc of `cmd::demo::Args`.
     Demo(cmd::demo::Args),
 }
 
