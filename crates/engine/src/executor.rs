@@ -244,9 +244,7 @@ impl Executor<'_> {
 
     async fn ddl(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
         let p = &self.policies.ddl;
-        let tries = p.lock_timeouts.len();
-        let mut last = BlockerReport::default();
-        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
+        self.lock_ramp(ctx, |try_number, lock_timeout| {
             let settings = format!(
                 "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
                  SET LOCAL idle_in_transaction_session_timeout = {};",
@@ -254,8 +252,30 @@ impl Executor<'_> {
                 quote_literal(&p.statement_timeout.pg_setting()),
                 quote_literal(&p.idle_in_transaction_session_timeout.pg_setting()),
             );
+            async move { self.transaction(ctx, &settings, try_number).await }
+        })
+        .await
+    }
+
+    /// The DDL lock ramp: one try per `policy.ddl.lock_timeouts` entry. A
+    /// lock failure (55P03, or a deadlock) collects the blocker report,
+    /// sleeps and tries again; any other error fails the step; running out
+    /// of tries fails with the last blocker report. Never an unbounded wait.
+    async fn lock_ramp<F, Fut>(
+        &self,
+        ctx: &StepContext<'_>,
+        mut attempt: F,
+    ) -> Result<StepOutcome, EngineError>
+    where
+        F: FnMut(usize, lull_config::Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<(), (tokio_postgres::Error, String)>>,
+    {
+        let p = &self.policies.ddl;
+        let tries = p.lock_timeouts.len();
+        let mut last = BlockerReport::default();
+        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
             let (watch, seen) = self.watch_blockers(lock_timeout.std());
-            let result = self.transaction(ctx, &settings, i + 1).await;
+            let result = attempt(i + 1, *lock_timeout).await;
             watch.abort();
             let (err, sql) = match result {
                 Ok(()) => {
@@ -369,66 +389,30 @@ impl Executor<'_> {
                 &sql,
             )
             .await?;
-        let tries = p.lock_timeouts.len();
-        let mut last = BlockerReport::default();
-        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
-            let settings = format!(
-                "SET lock_timeout = {}; SET statement_timeout = {};",
-                quote_literal(&lock_timeout.pg_setting()),
-                quote_literal(&p.statement_timeout.pg_setting()),
-            );
-            self.work
-                .batch_execute(&settings)
-                .await
-                .map_err(|e| EngineError::db("setting lock_timeout", e))?;
-            let (watch, seen) = self.watch_blockers(lock_timeout.std());
-            let result = self.work.batch_execute(&sql).await;
-            watch.abort();
-            let _ = self
-                .work
-                .batch_execute("RESET lock_timeout; RESET statement_timeout")
-                .await;
-            let err = match result {
-                Ok(()) => {
-                    self.record_autocommit_done(ctx, i + 1).await?;
-                    return Ok(StepOutcome {
-                        tries: i + 1,
-                        warning: None,
-                    });
+        let sql = &sql;
+        let outcome = self
+            .lock_ramp(ctx, |_, lock_timeout| {
+                let settings = format!(
+                    "SET lock_timeout = {}; SET statement_timeout = {};",
+                    quote_literal(&lock_timeout.pg_setting()),
+                    quote_literal(&p.statement_timeout.pg_setting()),
+                );
+                async move {
+                    self.work
+                        .batch_execute(&settings)
+                        .await
+                        .map_err(|e| (e, settings.clone()))?;
+                    let result = self.work.batch_execute(sql).await;
+                    let _ = self
+                        .work
+                        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+                        .await;
+                    result.map_err(|e| (e, sql.clone()))
                 }
-                Err(e) => e,
-            };
-            if !matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01")) {
-                return Err(self.failed(ctx, &sql, &err, None));
-            }
-            let seen = seen.lock().unwrap().clone();
-            last = self.blocker_report(ctx, &seen).await;
-            if i + 1 == tries {
-                break;
-            }
-            let sleep = p
-                .retry_sleeps
-                .get(i)
-                .or(p.retry_sleeps.last())
-                .map(|d| d.std())
-                .unwrap_or_default();
-            (self.events)(&Event::LockRetry {
-                version: ctx.version.to_string(),
-                step: ctx.step.number,
-                attempt: i + 1,
-                of: tries,
-                lock_timeout: lock_timeout.std(),
-                sleep,
-                blockers: last.clone(),
-            });
-            tokio::time::sleep(sleep).await;
-        }
-        Err(EngineError::LockExhausted {
-            version: ctx.version.to_string(),
-            step: ctx.step.number,
-            tries,
-            blockers: last,
-        })
+            })
+            .await?;
+        self.record_autocommit_done(ctx, outcome.tries).await?;
+        Ok(outcome)
     }
 
     async fn index(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
