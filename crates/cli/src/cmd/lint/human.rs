@@ -48,7 +48,7 @@ fn write_report(
         "table sizes known"
     };
     let summary = format!(
-        "{} error{}, {} warning{}, {} info in {} file{} ({} statements); {sizes}",
+        "{} error{}, {} warning{}, {} info in {} file{} ({} statement{}); {sizes}",
         errors,
         plural(errors),
         warnings,
@@ -56,7 +56,8 @@ fn write_report(
         infos,
         report.files.len(),
         plural(report.files.len()),
-        report.statements()
+        report.statements(),
+        plural(report.statements())
     );
     if errors > 0 {
         writeln!(out, "{}", summary.red().bold())
