@@ -44,6 +44,11 @@ pub struct NewRelations {
     /// Relation name (last part) → (seen schema-qualified, seen bare), so
     /// lookups stay cheap over a run of thousands of files.
     by_relname: BTreeMap<String, (bool, bool)>,
+    /// `CHECK (column IS NOT NULL)` constraints added so far, as
+    /// (table, constraint, column, validated): a SET NOT NULL after a
+    /// validated one is already cheap and must not be rewritten again
+    /// (the rewrite would add the same CHECK a second time).
+    not_null_checks: Vec<(String, String, String, bool)>,
 }
 
 impl NewRelations {
@@ -58,6 +63,7 @@ impl NewRelations {
         for name in &stmt.facts.creates {
             self.insert(name.clone());
         }
+        self.record_not_null_checks(stmt);
         if let NodeEnum::RenameStmt(r) = stmt.ast() {
             let renames_relation =
                 r.rename_type == r.relation_type || r.rename_type == ObjectType::ObjectTable as i32;
@@ -75,6 +81,63 @@ impl NewRelations {
                 }
             }
         }
+    }
+
+    /// Tracks `ADD CONSTRAINT ... CHECK (col IS NOT NULL)` and its
+    /// `VALIDATE CONSTRAINT`.
+    fn record_not_null_checks(&mut self, stmt: &Statement) {
+        let NodeEnum::AlterTableStmt(s) = stmt.ast() else {
+            return;
+        };
+        let Some(rel) = s.relation.as_ref() else {
+            return;
+        };
+        let table = ast::rel_name(rel);
+        for cmd in s.cmds.iter().filter_map(|n| match &n.node {
+            Some(NodeEnum::AlterTableCmd(c)) => Some(c),
+            _ => None,
+        }) {
+            match AlterTableType::try_from(cmd.subtype) {
+                Ok(AlterTableType::AtAddConstraint) => {
+                    let Some(c) = cmd.def.as_deref().and_then(ast::as_constraint) else {
+                        continue;
+                    };
+                    if c.contype != ConstrType::ConstrCheck as i32 {
+                        continue;
+                    }
+                    let column = c
+                        .raw_expr
+                        .as_deref()
+                        .and_then(crate::rules::set_not_null::not_null_column);
+                    if let Some(column) = column {
+                        self.not_null_checks.push((
+                            table.clone(),
+                            c.conname.clone(),
+                            column,
+                            !c.skip_validation,
+                        ));
+                    }
+                }
+                Ok(AlterTableType::AtValidateConstraint) => {
+                    for check in self
+                        .not_null_checks
+                        .iter_mut()
+                        .filter(|c| c.0 == table && c.1 == cmd.name)
+                    {
+                        check.3 = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether a validated `CHECK (column IS NOT NULL)` on `table` was
+    /// recorded, so `SET NOT NULL` needs no scan.
+    pub fn proves_not_null(&self, table: &str, column: &str) -> bool {
+        self.not_null_checks
+            .iter()
+            .any(|c| c.3 && c.0 == table && c.2 == column)
     }
 
     /// Adds one relation by name.
@@ -124,7 +187,29 @@ fn split_last(name: &str) -> (bool, &str) {
 /// (`new`), or has no mechanical rewrite (e.g. several ALTER TABLE actions
 /// in one statement, DROP INDEX ... CASCADE).
 pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
+    if sets_proven_not_null(stmt, new) {
+        return None;
+    }
     safe_form_with(stmt, &|name| new.contains(name))
+}
+
+/// Whether `stmt` is `ALTER TABLE t ALTER COLUMN c SET NOT NULL` after a
+/// validated `CHECK (c IS NOT NULL)` on `t`: PostgreSQL then skips the
+/// scan, so the statement is already safe.
+fn sets_proven_not_null(stmt: &Statement, new: &NewRelations) -> bool {
+    let NodeEnum::AlterTableStmt(s) = stmt.ast() else {
+        return false;
+    };
+    let (Some(rel), [cmd]) = (s.relation.as_ref(), s.cmds.as_slice()) else {
+        return false;
+    };
+    match &cmd.node {
+        Some(NodeEnum::AlterTableCmd(c)) => {
+            c.subtype == AlterTableType::AtSetNotNull as i32
+                && new.proves_not_null(&ast::rel_name(rel), &c.name)
+        }
+        _ => false,
+    }
 }
 
 /// [`safe_form`] with any test for "created in this run".
@@ -531,6 +616,23 @@ mod tests {
                 "ALTER TABLE app.users DROP CONSTRAINT users_email_not_null",
             ]
         );
+    }
+
+    #[test]
+    fn set_not_null_after_a_validated_check_is_left_alone() {
+        let stmts = parse(
+            "ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL) NOT VALID; \
+             ALTER TABLE t VALIDATE CONSTRAINT c; \
+             ALTER TABLE t ALTER COLUMN a SET NOT NULL; \
+             ALTER TABLE t ALTER COLUMN b SET NOT NULL",
+        )
+        .unwrap();
+        let mut new = NewRelations::new();
+        new.record(&stmts[0]);
+        assert!(safe_form(&stmts[2], &new).is_some(), "not validated yet");
+        new.record(&stmts[1]);
+        assert!(safe_form(&stmts[2], &new).is_none());
+        assert!(safe_form(&stmts[3], &new).is_some(), "another column");
     }
 
     #[test]

@@ -170,6 +170,30 @@ fn fixed_files_apply_on_a_real_server_with_the_lull_runner() {
     );
 }
 
+/// The same, run by `lull migrate` itself: its planner must not rewrite
+/// what the fixer already made safe (a SET NOT NULL after the fixer's
+/// validated CHECK would otherwise add that CHECK a second time).
+#[test]
+fn fixed_files_apply_with_lull_migrate() {
+    let db = TestDb::new();
+    let mut client = db.client();
+    client.batch_execute(SCHEMA).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    copy_fixtures(&migrations);
+    lull(dir.path())
+        .args(["fix", "--write", "--runner", "lull", "migrations"])
+        .assert()
+        .success();
+    lull(dir.path())
+        .args(["--database-url", db.url(), "migrate", "--dir", "migrations"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("applied 12 migrations"));
+    assert_schema_is_what_the_migrations_meant(&mut client);
+}
+
 #[test]
 fn fixed_files_apply_inside_a_wrapping_transaction() {
     let db = TestDb::new();

@@ -113,7 +113,7 @@ pub(crate) fn proven_columns(stmts: &[Statement]) -> Vec<(String, String)> {
 }
 
 /// `col IS NOT NULL` → `col`.
-fn not_null_column(expr: &pg_query::Node) -> Option<String> {
+pub(crate) fn not_null_column(expr: &pg_query::Node) -> Option<String> {
     let Some(NodeEnum::NullTest(t)) = &expr.node else {
         return None;
     };
