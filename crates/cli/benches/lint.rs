@@ -180,6 +180,7 @@ fn main() {
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
     let dir = target.join("lint-bench-corpus");
     let paths = corpus(&dir, count);
+    let dir = dir.canonicalize().unwrap_or(dir);
     let sources: Vec<SourceFile> = paths
         .iter()
         .map(|p| SourceFile {
