@@ -260,6 +260,20 @@ fn without_write_a_diff_is_printed_and_nothing_changes() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
 }
 
+/// The diff for every fixture, pinned: what a user sees before --write.
+#[test]
+fn diff_of_the_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    copy_fixtures(&migrations);
+    let out = lull(dir.path())
+        .args(["fix", "--runner", "lull", "migrations"])
+        .assert()
+        .success();
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.get_output().stdout));
+}
+
 #[test]
 fn stdin_with_write_prints_the_fixed_sql() {
     let dir = tempfile::tempdir().unwrap();

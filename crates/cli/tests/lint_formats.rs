@@ -513,3 +513,14 @@ fn github_output_annotates_every_finding() {
         assert!(rest.contains("::"), "{line}");
     }
 }
+
+/// GitHub annotations for the project, pinned.
+#[test]
+fn github_output_snapshot() {
+    let dir = project();
+    let out = lull(dir.path())
+        .args(["lint", "--format", "github", "migrations"])
+        .assert()
+        .code(1);
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.get_output().stdout));
+}
