@@ -37,12 +37,19 @@ Safe alternative
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
+    first_lock_without(ctx, "lock_timeout", "SET lock_timeout = '2s';")
+}
+
+/// The first statement that takes a lock stronger than SHARE UPDATE
+/// EXCLUSIVE on an existing table before the file sets `setting` — shared
+/// with `missing-statement-timeout`, which differs only in the setting.
+pub(super) fn first_lock_without(ctx: &FileCtx, setting: &str, example: &str) -> Vec<Hit> {
     if ctx.opts.runner == Runner::Lull {
         return Vec::new();
     }
     for (i, stmt) in ctx.stmts.iter().enumerate() {
         if let NodeEnum::VariableSetStmt(s) = stmt.ast() {
-            if s.name == "lock_timeout" {
+            if s.name == setting {
                 return Vec::new();
             }
         }
@@ -55,15 +62,13 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             return vec![Hit::new(
                 i,
                 format!(
-                    "takes {} on `{}` with no lock_timeout set",
+                    "takes {} on `{}` with no {setting} set",
                     lock.mode.sql_name(),
                     lock.relation
                 ),
             )
             .table(&lock.relation)
-            .help(Some(
-                "SET lock_timeout = '2s'; -- at the top of the file".into(),
-            ))];
+            .help(Some(format!("{example} -- at the top of the file")))];
         }
     }
     Vec::new()

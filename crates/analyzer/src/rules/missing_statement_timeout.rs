@@ -1,10 +1,7 @@
 //! `missing-statement-timeout`
 
-use pg_query::NodeEnum;
-
 use super::{Category, Rule};
-use crate::facts::LockMode;
-use crate::lint::{FileCtx, Hit, Runner, Severity};
+use crate::lint::{FileCtx, Hit, Severity};
 
 pub(crate) static RULE: Rule = Rule {
     id: "missing-statement-timeout",
@@ -37,36 +34,11 @@ Safe alternative
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
-    if ctx.opts.runner == Runner::Lull {
-        return Vec::new();
-    }
-    for (i, stmt) in ctx.stmts.iter().enumerate() {
-        if let NodeEnum::VariableSetStmt(s) = stmt.ast() {
-            if s.name == "statement_timeout" {
-                return Vec::new();
-            }
-        }
-        let lock = stmt.facts.locks.iter().find(|l| {
-            l.mode > LockMode::ShareUpdateExclusive
-                && ctx.existing(i, &l.relation)
-                && !stmt.facts.creates.contains(&l.relation)
-        });
-        if let Some(lock) = lock {
-            return vec![Hit::new(
-                i,
-                format!(
-                    "takes {} on `{}` with no statement_timeout set",
-                    lock.mode.sql_name(),
-                    lock.relation
-                ),
-            )
-            .table(&lock.relation)
-            .help(Some(
-                "SET statement_timeout = '5min'; -- at the top of the file".into(),
-            ))];
-        }
-    }
-    Vec::new()
+    super::missing_lock_timeout::first_lock_without(
+        ctx,
+        "statement_timeout",
+        "SET statement_timeout = '5min';",
+    )
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args as ClapArgs, ValueEnum};
-use lull_analyzer::{fix, rules, FileFix, FixOptions, Level, LintOptions, Runner, SourceFile};
-use lull_config::{Config, RunnerKind};
+use clap::Args as ClapArgs;
+use lull_analyzer::{fix, FileFix, FixOptions, SourceFile};
+use lull_config::Config;
 
+use super::lint::inputs::{excluded, excludes};
+use super::lint::RunnerArg;
 use crate::context::GlobalArgs;
 use crate::error::{exit, CliError, CliResult};
 
@@ -76,17 +78,6 @@ pub struct Args {
     /// statement_timeout written into files another tool runs.
     #[arg(long, value_name = "DURATION", default_value = "5min")]
     pub statement_timeout: String,
-}
-
-/// The `--runner` choice.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunnerArg {
-    /// lull runs the files (splits transactions, sets timeouts).
-    Lull,
-    /// Another tool wraps each file in one transaction.
-    Transactional,
-    /// Another tool runs each statement on its own.
-    Autocommit,
 }
 
 /// One input: where its SQL sits in a file on disk.
@@ -152,32 +143,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
 
 /// The lint options that decide what is a finding, from flags and lull.toml.
 fn options(config: &Config, args: &Args) -> Result<FixOptions, CliError> {
-    let lint_cfg = &config.settings.lint;
-    let mut lint = LintOptions {
-        runner: match args.runner {
-            Some(RunnerArg::Lull) => Runner::Lull,
-            Some(RunnerArg::Transactional) => Runner::Transactional,
-            Some(RunnerArg::Autocommit) => Runner::Autocommit,
-            None => match config.runner() {
-                RunnerKind::Lull => Runner::Lull,
-                RunnerKind::Transactional => Runner::Transactional,
-                RunnerKind::Autocommit => Runner::Autocommit,
-            },
-        },
-        ..LintOptions::default()
-    };
-    for (id, level) in lint_cfg.rules.iter().flatten() {
-        known_rule(id, "[lint.rules]")?;
-        let level = Level::parse(level).ok_or_else(|| {
-            CliError::new(format!("[lint.rules] {id} = \"{level}\" is not a level"))
-                .hint("use \"error\", \"warning\", \"info\" or \"off\"")
-        })?;
-        lint.levels.insert(id.clone(), level);
-    }
-    for id in lint_cfg.enable.iter().flatten() {
-        known_rule(id, "[lint] enable")?;
-        lint.enable.push(id.clone());
-    }
+    let lint = super::lint::config_options(config, args.runner, &[])?;
     for id in &args.rules {
         if !lull_analyzer::FIXABLE_RULES.contains(&id.as_str()) {
             return Err(
@@ -212,16 +178,6 @@ fn pg_duration(flag: &str, value: &str) -> Result<String, CliError> {
     } else {
         format!("{ms}ms")
     })
-}
-
-fn known_rule(id: &str, where_: &str) -> Result<(), CliError> {
-    if rules::get(id).is_some() {
-        return Ok(());
-    }
-    Err(
-        CliError::new(format!("{where_} names an unknown rule `{id}`"))
-            .hint("`lull explain` lists the rule ids"),
-    )
 }
 
 /// Reads every path into inputs, in run order.
@@ -282,31 +238,6 @@ fn read(path: &Path) -> Result<String, CliError> {
         CliError::new(format!("cannot read {}: {e}", path.display()))
             .hint("check the path; use `-` to read SQL from stdin")
     })
-}
-
-/// The `[lint] exclude` globs.
-fn excludes(config: &Config) -> Result<Vec<glob::Pattern>, CliError> {
-    config
-        .settings
-        .lint
-        .exclude
-        .iter()
-        .flatten()
-        .map(|g| {
-            glob::Pattern::new(g).map_err(|e| {
-                CliError::new(format!("[lint] exclude has an invalid glob `{g}`: {e}"))
-                    .hint("globs look like \"migrations/legacy/**\"")
-            })
-        })
-        .collect()
-}
-
-fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
-    let text = path.to_string_lossy();
-    let text = text.strip_prefix("./").unwrap_or(&text);
-    excludes
-        .iter()
-        .any(|g| g.matches(text) || g.matches_path(path))
 }
 
 /// The "up" parts of a migration directory, in version order, with where

@@ -51,7 +51,7 @@ pub fn excludes(config: &Config) -> Result<Vec<glob::Pattern>, CliError> {
         .collect()
 }
 
-fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
+pub(crate) fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
     let text = path.to_string_lossy();
     let text = text.strip_prefix("./").unwrap_or(&text);
     // A directory counts as excluded when a glob such as `legacy/**`

@@ -7,7 +7,7 @@
 //! live in the `lull-analyzer` crate.
 
 mod human;
-mod inputs;
+pub(crate) mod inputs;
 mod json;
 
 use std::collections::BTreeMap;
@@ -161,8 +161,21 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
 
 /// Builds the analyzer's options from lull.toml, flags and table sizes.
 pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<LintOptions, CliError> {
+    let mut opts = config_options(config, args.runner, &args.enable)?;
+    opts.stats = table_stats(global, config, args)?;
+    Ok(opts)
+}
+
+/// What decides a finding apart from table sizes, shared by `lint` and
+/// `fix`: the runner (flag, else lull.toml), rule levels, opt-in rules
+/// (lull.toml plus `enable`) and the size thresholds.
+pub(crate) fn config_options(
+    config: &Config,
+    runner: Option<RunnerArg>,
+    enable: &[String],
+) -> Result<LintOptions, CliError> {
     let lint_cfg = &config.settings.lint;
-    let runner = match args.runner {
+    let runner = match runner {
         Some(RunnerArg::Lull) => Runner::Lull,
         Some(RunnerArg::Transactional) => Runner::Transactional,
         Some(RunnerArg::Autocommit) => Runner::Autocommit,
@@ -186,7 +199,7 @@ pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<Lint
         levels.insert(id.clone(), level);
     }
     opts.levels = levels;
-    for id in lint_cfg.enable.iter().flatten().chain(args.enable.iter()) {
+    for id in lint_cfg.enable.iter().flatten().chain(enable) {
         known_rule(id, "enable")?;
         opts.enable.push(id.clone());
     }
@@ -199,7 +212,6 @@ pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<Lint
     if let Some(n) = lint_cfg.max_index_builds {
         opts.max_index_builds = n as usize;
     }
-    opts.stats = table_stats(global, config, args)?;
     Ok(opts)
 }
 
