@@ -13,7 +13,7 @@ use lull_analyzer::sql::{quote_ident, quote_literal};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::error::EngineError;
+use crate::error::{pg_message, sqlstate, EngineError, ErrorKind};
 
 /// A migration's recorded status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,10 +139,24 @@ impl State {
         if present.get::<_, bool>(0) {
             return Ok(());
         }
-        let s = quote_ident(&self.schema);
+        let schema_exists: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&self.schema],
+            )
+            .await
+            .map_err(|e| EngineError::db("looking for lull's state schema", e))?
+            .get(0);
+        // Only when missing: an owner may have made it for a role that may
+        // create tables in it but not schemas in the database.
+        let create_schema = if schema_exists {
+            String::new()
+        } else {
+            format!("CREATE SCHEMA IF NOT EXISTS {};", quote_ident(&self.schema))
+        };
         let sql = format!(
             "SET lock_timeout = '5s';
-             CREATE SCHEMA IF NOT EXISTS {s};
+             {create_schema}
              CREATE TABLE IF NOT EXISTS {m} (
                  version text PRIMARY KEY,
                  name text NOT NULL,
@@ -175,10 +189,24 @@ impl State {
             st = self.t("steps"),
             pending = pending_indexes_ddl(&self.schema),
         );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| EngineError::db("creating lull's state tables", e))
+        client.batch_execute(&sql).await.map_err(|e| {
+            if sqlstate(&e).as_deref() != Some("42501") {
+                return EngineError::db("creating lull's state tables", e);
+            }
+            let schema = quote_ident(&self.schema);
+            EngineError::Other {
+                message: format!(
+                    "this role may not create lull's state tables in schema {schema}: {}",
+                    pg_message(&e)
+                ),
+                hint: Some(format!(
+                    "have an owner run `CREATE SCHEMA {schema} AUTHORIZATION <this role>` once \
+                     (or GRANT CREATE on the database or on schema {schema}), or set `schema` in \
+                     lull.toml to a schema this role may create tables in"
+                )),
+                kind: ErrorKind::Error,
+            }
+        })
     }
 
     /// Whether the state tables exist (read-only commands must not create
