@@ -525,9 +525,11 @@ async fn pending(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renders build progress: a redrawn line on a terminal, a line per phase
-/// change (or every 30 s) otherwise, so cron logs stay readable.
+/// Renders build progress: a live bar (percent of the current phase,
+/// with blocks, tuples, ETA and who it waits for) on a terminal, a line
+/// per phase change (or every 30 s) otherwise, so cron logs stay readable.
 pub(crate) struct ProgressView {
+    bar: Option<indicatif::ProgressBar>,
     tty: bool,
     last_phase: String,
     last_line: std::time::Instant,
@@ -536,6 +538,7 @@ pub(crate) struct ProgressView {
 impl ProgressView {
     pub(crate) fn new() -> ProgressView {
         ProgressView {
+            bar: None,
             tty: std::io::stderr().is_terminal(),
             last_phase: String::new(),
             last_line: std::time::Instant::now(),
@@ -545,7 +548,17 @@ impl ProgressView {
     pub(crate) fn show(&mut self, name: &str, p: &BuildProgress) {
         let line = progress_line(name, p);
         if self.tty {
-            eprint!("\r\x1b[2K{line}");
+            let bar = self.bar.get_or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new(100);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos:>3}% {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(250));
+                bar
+            });
+            bar.set_position(p.percent.unwrap_or(0.0) as u64);
+            bar.set_message(line);
         } else if p.phase != self.last_phase || self.last_line.elapsed() > Duration::from_secs(30) {
             eprintln!("{line}");
             self.last_line = std::time::Instant::now();
@@ -554,8 +567,8 @@ impl ProgressView {
     }
 
     pub(crate) fn clear(&mut self) {
-        if self.tty && !self.last_phase.is_empty() {
-            eprint!("\r\x1b[2K");
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
         self.last_phase.clear();
     }
