@@ -574,6 +574,13 @@ impl Runner {
         summary: &mut RunSummary,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
+        // A `SET` in an earlier migration file was meant for that file;
+        // it must not change how this one runs.
+        session
+            .work
+            .batch_execute("RESET ALL")
+            .await
+            .map_err(|e| EngineError::db("resetting session settings", e))?;
         let direction = plan.direction;
         let recorded = self
             .state

@@ -1,6 +1,7 @@
-//! A role without the privileges lull needs gets an error that says which
-//! privilege is missing and what an owner can grant — and nothing is half
-//! applied.
+//! Roles and sessions: a role without the privileges lull needs gets an
+//! error that names the missing privilege and the grant that fixes it, with
+//! nothing half applied; a `SET` in one migration file does not change how
+//! the next one runs.
 
 use assert_cmd::Command;
 use lull_sandbox::testing::TestDb;
@@ -78,4 +79,45 @@ fn missing_privileges_are_named_with_the_grant_that_fixes_them() {
             "DROP OWNED BY \"{role}\" CASCADE; DROP ROLE IF EXISTS \"{role}\";"
         ))
         .ok();
+}
+
+#[test]
+fn a_set_in_one_migration_does_not_leak_into_the_next() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    db.client()
+        .batch_execute("CREATE SCHEMA other; CREATE TABLE seen (path text)")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_set.sql"),
+        "SET search_path = other, public;\nCREATE TABLE in_other (id int);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("migrations/2_next.sql"),
+        "INSERT INTO seen SELECT current_setting('search_path');\nCREATE TABLE in_default (id int);\n",
+    )
+    .unwrap();
+    Command::cargo_bin("lull")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("LULL_ENV")
+        .env("DATABASE_URL", db.url())
+        .arg("migrate")
+        .assert()
+        .success();
+    let mut c = db.client();
+    let schema_of = |c: &mut postgres::Client, t: &str| -> String {
+        c.query_one(
+            "SELECT n.nspname::text FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.relname = $1",
+            &[&t],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(schema_of(&mut c, "in_other"), "other");
+    assert_eq!(schema_of(&mut c, "in_default"), "public");
+    let path: String = c.query_one("SELECT path FROM seen", &[]).unwrap().get(0);
+    assert!(!path.contains("other"), "search_path leaked: {path}");
 }
