@@ -263,6 +263,11 @@ fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
     // Consistent: nothing of the step committed, the failure recorded.
     assert_eq!(p.scalar_i64("SELECT count(*) FROM log"), 0);
     assert_eq!(p.statuses(), [("001".into(), "failed".into())]);
+    assert_eq!(
+        p.scalar_i64("SELECT tries::bigint FROM lull.steps WHERE version = '001'"),
+        3,
+        "the failed step records the tries it made"
+    );
     release.send(()).unwrap();
     handle.join().unwrap();
     p.lull().arg("migrate").assert().success();

@@ -29,6 +29,8 @@ pub struct StepFailure {
     pub version: String,
     /// 1-based step number.
     pub step: usize,
+    /// Tries made before giving up.
+    pub tries: usize,
     /// The statement that failed (first 200 characters).
     pub statement: String,
     /// The server's message.
@@ -134,6 +136,19 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// How many tries a failed step made (1 when it was not retried).
+    pub fn tries(&self) -> usize {
+        match self {
+            EngineError::LockExhausted { tries, .. } => *tries,
+            EngineError::StepFailed(f) => f.tries,
+            EngineError::IndexBuild(e) => match &e.kind {
+                crate::index_build::IndexBuildErrorKind::Failed { tries, .. } => *tries as usize,
+                _ => 1,
+            },
+            _ => 1,
+        }
+    }
+
     /// A failed query of lull's own.
     pub fn db(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
         EngineError::Db {

@@ -118,11 +118,13 @@ impl Executor<'_> {
         ctx: &StepContext<'_>,
         sql: &str,
         err: &tokio_postgres::Error,
+        tries: usize,
         hint: Option<String>,
     ) -> EngineError {
         EngineError::StepFailed(Box::new(StepFailure {
             version: ctx.version.to_string(),
             step: ctx.step.number,
+            tries,
             statement: excerpt(sql, 200),
             message: pg_message(err),
             code: sqlstate(err),
@@ -171,13 +173,13 @@ impl Executor<'_> {
         if in_transaction {
             self.transaction(ctx, "", 1)
                 .await
-                .map_err(|(e, sql)| self.failed(ctx, &sql, &e, None))?;
+                .map_err(|(e, sql)| self.failed(ctx, &sql, &e, 1, None))?;
         } else {
             let sql = ctx.step.sql();
             self.work
                 .batch_execute(&sql)
                 .await
-                .map_err(|e| self.failed(ctx, &sql, &e, None))?;
+                .map_err(|e| self.failed(ctx, &sql, &e, 1, None))?;
             self.record_autocommit_done(ctx, 1).await?;
         }
         Ok(StepOutcome {
@@ -296,7 +298,7 @@ impl Executor<'_> {
                         crate::events::human(p.statement_timeout.std())
                     )
                 });
-                return Err(self.failed(ctx, &sql, &err, hint));
+                return Err(self.failed(ctx, &sql, &err, i + 1, hint));
             }
             let seen = seen.lock().unwrap().clone();
             last = self.blocker_report(ctx, &seen).await;
@@ -359,7 +361,7 @@ impl Executor<'_> {
                     _ if retry => Some(format!("gave up after {} retries; re-run when the database is quieter", p.max_retries)),
                     _ => None,
                 };
-                return Err(self.failed(ctx, &sql, &err, hint));
+                return Err(self.failed(ctx, &sql, &err, attempt as usize, hint));
             }
             let sleep = backoff(p.backoff_base.std(), p.backoff_max.std(), attempt);
             (self.events)(&Event::Retry {
@@ -553,7 +555,7 @@ impl Executor<'_> {
             // A cancel (57014) is final, as in `index_build::retryable`.
             let retry = matches!(sqlstate(&err).as_deref(), Some("55P03" | "40P01" | "40001"));
             if !retry || attempt >= p.max_tries {
-                return Err(self.failed(ctx, sql, &err, None));
+                return Err(self.failed(ctx, sql, &err, attempt as usize, None));
             }
             let sleep = backoff(p.backoff_base.std(), p.backoff_max.std(), attempt);
             (self.events)(&Event::Retry {

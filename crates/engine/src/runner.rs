@@ -708,7 +708,7 @@ impl Runner {
                             step.number,
                             step.kind.as_str(),
                             &step.sql(),
-                            0,
+                            err.tries(),
                             &err.to_string(),
                         )
                         .await;
