@@ -189,3 +189,25 @@ fn unknown_env_and_missing_config_file_are_clear_errors() {
         .code(2)
         .stderr(predicate::str::contains("nope.toml does not exist"));
 }
+
+#[test]
+fn config_text_shows_the_lint_and_indexes_sections_as_set() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lull.toml"),
+        "[indexes]\nwindow = \"02:00-05:00\"\n\n[env.production.indexes]\nmax_active_connections = 20\n",
+    )
+    .unwrap();
+    lull(dir.path())
+        .args(["config", "--env", "production"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("[indexes]")
+                .and(predicate::str::contains("window = \"02:00-05:00\""))
+                .and(predicate::str::contains("max_active_connections = 20"))
+                .and(predicate::str::contains(
+                    "[lint]       (nothing set; defaults)",
+                )),
+        );
+}

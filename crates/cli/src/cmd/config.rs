@@ -87,5 +87,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         p.index.backoff_base,
         p.index.backoff_max
     );
+    // The sections as set (defaults are documented in the README and
+    // applied where they are used).
+    for (name, table) in [
+        ("lint", toml::Value::try_from(&config.settings.lint)),
+        ("indexes", toml::Value::try_from(&config.settings.indexes)),
+    ] {
+        match table {
+            Ok(toml::Value::Table(t)) if !t.is_empty() => {
+                println!("[{name}]");
+                print!("{}", toml::to_string(&t).unwrap_or_default());
+            }
+            _ => println!("[{name}]       (nothing set; defaults)"),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
