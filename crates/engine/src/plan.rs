@@ -489,7 +489,20 @@ fn safe_steps(
                         kind: crate::error::ErrorKind::Error,
                     })?;
                     for r in &reparsed {
-                        let mut p = planned(r, line, best_effort, statement_risk(r, &new));
+                        // After the CHECK is validated, SET NOT NULL uses it
+                        // instead of scanning the table (PostgreSQL 12+).
+                        let proven = form.rewrite == "check-then-set-not-null" && i >= 2;
+                        let risk = if proven {
+                            let mut r = r.clone();
+                            r.facts.scans.clear();
+                            statement_risk(&r, &new)
+                        } else {
+                            statement_risk(r, &new)
+                        };
+                        let mut p = planned(r, line, best_effort, risk);
+                        if proven {
+                            p.scans.clear();
+                        }
                         p.original = Some(s.text.clone());
                         p.rewrite = Some(form.rewrite);
                         p.note = Some(form.note.clone());
@@ -512,4 +525,54 @@ fn safe_steps(
     }
     b.flush();
     Ok(b.steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lull_migrations::{Layout, SqlFile};
+
+    fn migration(sql: &str) -> Migration {
+        Migration {
+            version: "1".into(),
+            name: "t".into(),
+            up: Some(SqlFile {
+                path: "1_t.sql".into(),
+                sql: sql.into(),
+                line_offset: 0,
+            }),
+            down: None,
+            layout: Layout::Lull,
+            no_transaction: false,
+            checksum: String::new(),
+        }
+    }
+
+    #[test]
+    fn set_not_null_after_a_validated_check_is_not_rated_as_a_scan() {
+        let plan = plan_migration(
+            &migration("ALTER TABLE users ALTER COLUMN email SET NOT NULL;"),
+            Direction::Up,
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        let kinds: Vec<(String, Risk)> = plan.steps.iter().map(|s| (s.sql(), s.risk)).collect();
+        assert_eq!(plan.steps.len(), 4, "{kinds:#?}");
+        let set = &plan.steps[2];
+        assert!(set.sql().contains("SET NOT NULL"), "{kinds:#?}");
+        assert!(set.statements[0].scans.is_empty());
+        assert_eq!(set.risk, Risk::Medium, "{kinds:#?}");
+        // Written as is (no rewrites), the same statement scans under
+        // ACCESS EXCLUSIVE: high.
+        let plain = plan_migration(
+            &migration("ALTER TABLE users ALTER COLUMN email SET NOT NULL;"),
+            Direction::Up,
+            &PlanOptions {
+                rewrites: false,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plain.risk(), Risk::High);
+    }
 }
