@@ -96,6 +96,20 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// One `lull indexes auto` pass with `config`; it must exit 0 (a skip or
+/// cancel is a decision, not a failure). Returns its output text.
+fn auto_pass(scratch: &Scratch, url: &str, config: &Path) -> String {
+    let out = lull(scratch, url)
+        .arg("--config")
+        .arg(config)
+        .args(["indexes", "auto"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    t
+}
+
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
@@ -371,14 +385,7 @@ fn window_skips_outside_cancels_when_it_closes_and_builds_in_the_next() {
     // Outside the window: skipped, nothing built, the reason on the row.
     let later = window(&mut c, 3600, 7200);
     let config = scratch.config(&format!("[indexes]\nwindow = \"{later}\"\n"));
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = auto_pass(&scratch, db.url(), &config);
     assert!(t.contains("skipped items_a: outside the window"), "{t}");
     assert_eq!(index_valid(&mut c, "items_a"), None);
     let (attempts, last) = queued(&mut c, "items_a").unwrap();
@@ -391,14 +398,7 @@ fn window_skips_outside_cancels_when_it_closes_and_builds_in_the_next() {
     let config = scratch.config(&format!(
         "[indexes]\nwindow = \"{closing}\"\ncheck_interval = \"500ms\"\n"
     ));
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = auto_pass(&scratch, db.url(), &config);
     assert!(t.contains("cancelled items_a: outside the window"), "{t}");
     assert!(t.contains("INVALID leftover dropped"), "{t}");
     assert_eq!(
@@ -414,14 +414,7 @@ fn window_skips_outside_cancels_when_it_closes_and_builds_in_the_next() {
     // The next pass in a window builds it.
     let open = window(&mut c, -60, 3600);
     let config = scratch.config(&format!("[indexes]\nwindow = \"{open}\"\n"));
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = auto_pass(&scratch, db.url(), &config);
     assert!(t.contains("built items_a"), "{t}");
     assert!(t.contains("the example query uses it"), "{t}");
     assert_eq!(index_valid(&mut c, "items_a"), Some(true));
@@ -493,14 +486,7 @@ fn active_connections_guard_skips_and_cancels() {
 
     {
         let _load = Load::start(&db, 2);
-        let out = lull(&scratch, db.url())
-            .arg("--config")
-            .arg(&config)
-            .args(["indexes", "auto"])
-            .output()
-            .unwrap();
-        let t = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{t}");
+        let t = auto_pass(&scratch, db.url(), &config);
         assert!(
             t.contains("skipped items_b: 2 active sessions, more than max_active_connections = 1"),
             "{t}"
@@ -546,14 +532,7 @@ fn old_transaction_guard_skips_and_cancels() {
     let old = snapshot_blocker(&db);
     std::thread::sleep(Duration::from_millis(2500));
     let config = scratch.config("[indexes]\nmax_transaction_age = \"2s\"\n");
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = auto_pass(&scratch, db.url(), &config);
     assert!(t.contains("skipped items_ab: transaction of pid"), "{t}");
     assert!(t.contains("above max_transaction_age (2s)"), "{t}");
     assert_eq!(index_valid(&mut c, "items_ab"), None);
@@ -563,15 +542,8 @@ fn old_transaction_guard_skips_and_cancels() {
     let young = snapshot_blocker(&db);
     let config =
         scratch.config("[indexes]\nmax_transaction_age = \"8s\"\ncheck_interval = \"500ms\"\n");
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
+    let t = auto_pass(&scratch, db.url(), &config);
     drop(young);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("cancelled items_ab: transaction of pid"), "{t}");
     assert!(t.contains("INVALID leftover dropped"), "{t}");
     assert_eq!(index_valid(&mut c, "items_ab"), None);
@@ -598,15 +570,8 @@ fn max_build_duration_cancels_a_long_build() {
     let blocker = snapshot_blocker(&db);
     let config =
         scratch.config("[indexes]\nmax_build_duration = \"2s\"\ncheck_interval = \"500ms\"\n");
-    let out = lull(&scratch, db.url())
-        .arg("--config")
-        .arg(&config)
-        .args(["indexes", "auto"])
-        .output()
-        .unwrap();
+    let t = auto_pass(&scratch, db.url(), &config);
     drop(blocker);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains("cancelled items_id_a: build ran longer than max_build_duration (2s)"),
         "{t}"
