@@ -34,6 +34,9 @@ pub enum SandboxError {
     /// The server did not come up.
     #[error("the sandbox server did not start: {0}")]
     Start(String),
+    /// A standby could not be made, read or waited for.
+    #[error("sandbox standby: {0}")]
+    Standby(String),
     /// Any other I/O problem, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -127,6 +130,19 @@ impl Sandbox {
 
     /// Starts a cluster with the given options.
     pub fn start_with(opts: Options) -> Result<Sandbox, SandboxError> {
+        let mut sandbox = Sandbox::prepare(opts.settings, opts.detached)?;
+        sandbox.initdb()?;
+        sandbox.start_on_port(opts.port)?;
+        Ok(sandbox)
+    }
+
+    /// A sandbox value with its directory and (unless detached) its
+    /// guardian, but no data directory or server yet. From here on, Drop
+    /// cleans up whatever exists.
+    pub(crate) fn prepare(
+        settings: Vec<(String, String)>,
+        detached: bool,
+    ) -> Result<Sandbox, SandboxError> {
         let bindir = crate::find_bindir()?;
         let run_as = user::server_user()?;
         let root = make_root(run_as)?;
@@ -138,31 +154,48 @@ impl Sandbox {
             },
             bindir,
             run_as,
-            settings: opts.settings,
+            settings,
             server: None,
             guardian: None,
             armed: true,
         };
-        // From here on, Drop cleans up whatever exists.
-        if !opts.detached {
+        if !detached {
             sandbox.guardian = Some(spawn_guardian(&root)?);
         }
-        sandbox.initdb()?;
+        Ok(sandbox)
+    }
+
+    /// Starts the server on `port`, or on a free port (trying again when
+    /// another process took the one chosen).
+    pub(crate) fn start_on_port(&mut self, port: Option<u16>) -> Result<(), SandboxError> {
         let mut last_err = None;
         for _ in 0..5 {
-            let port = match opts.port {
+            let chosen = match port {
                 Some(p) => p,
                 None => free_port()?,
             };
-            match sandbox.start_server(port) {
-                Ok(()) => return Ok(sandbox),
-                Err(e) if opts.port.is_none() && log_tail(&root).contains("already in use") => {
+            match self.start_server(chosen) {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if port.is_none() && log_tail(&self.state.root).contains("already in use") =>
+                {
                     last_err = Some(e)
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(last_err.expect("loop ran"))
+    }
+
+    /// Replaces the extra server settings used by the next start.
+    pub(crate) fn set_settings(&mut self, settings: Vec<(String, String)>) {
+        self.settings = settings;
+    }
+
+    /// Runs a command as the server user (when we are root), so that the
+    /// files it makes belong to the server.
+    pub(crate) fn run_as_server(&self, cmd: &mut Command) {
+        user::prepare_child(cmd, self.run_as);
     }
 
     /// Where it lives and how to reach it.
@@ -420,12 +453,18 @@ rm -rf "$1"
     cmd.spawn().map_err(io("starting the sandbox guardian"))
 }
 
-/// `postmaster.pid` line 8 says `ready` once connections are accepted.
+/// `postmaster.pid` line 8 says `ready` once connections are accepted,
+/// `standby` once a hot standby accepts read-only ones.
 fn is_ready(data: &Path) -> bool {
     let mut text = String::new();
     File::open(data.join("postmaster.pid"))
         .and_then(|mut f| f.read_to_string(&mut text))
-        .map(|_| text.lines().nth(7).map(str::trim) == Some("ready"))
+        .map(|_| {
+            matches!(
+                text.lines().nth(7).map(str::trim),
+                Some("ready" | "standby")
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -437,7 +476,7 @@ fn free_port() -> Result<u16, SandboxError> {
         .port())
 }
 
-fn log_tail(root: &Path) -> String {
+pub(crate) fn log_tail(root: &Path) -> String {
     let text = std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")

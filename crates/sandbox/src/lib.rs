@@ -16,15 +16,21 @@
 //! When the process runs as root, `initdb` and `postgres` (which refuse
 //! root) run as the `postgres` user, and the directory is owned by it.
 //!
+//! [`Sandbox::start_standby`] adds a real streaming standby (a
+//! [`Standby`]) whose replay can be paused to make replication lag on
+//! demand.
+//!
 //! [`testing`] builds on this: one cluster per test binary and a fresh
 //! database per test, or databases on an existing server named by
 //! `LULL_TEST_DATABASE_URL`.
 
 mod bindir;
 mod cluster;
+mod standby;
 mod user;
 
 pub mod testing;
 
 pub use bindir::find_bindir;
 pub use cluster::{Options, Sandbox, SandboxError, SandboxState};
+pub use standby::{Lag, Standby};

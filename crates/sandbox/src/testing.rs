@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use crate::Sandbox;
+use crate::{Sandbox, Standby};
 
 /// The environment variable naming an existing server for the tests.
 pub const EXTERNAL_URL_VAR: &str = "LULL_TEST_DATABASE_URL";
@@ -129,6 +129,85 @@ fn connect(url: &str) -> postgres::Client {
             lull_config::redact_url(url)
         )
     })
+}
+
+/// A primary and a streaming standby of the test's own, for tests about
+/// replicas (replication-lag guards, refusing to write to a standby).
+///
+/// Unlike [`TestDb`] this always starts a sandbox of its own (also when
+/// `LULL_TEST_DATABASE_URL` is set): the shared server must not get a
+/// standby, and a paused one would hold WAL for every other test. Both
+/// servers stop and their directories go when the value is dropped or the
+/// test binary ends in any way.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use lull_sandbox::testing::WithStandby;
+///
+/// let rep = WithStandby::new();
+/// rep.primary_client().batch_execute("create table t (id int)").unwrap();
+/// rep.standby().pause_replay().unwrap();
+/// rep.primary_client().batch_execute("insert into t values (1)").unwrap();
+/// rep.standby()
+///     .wait_for_lag(Duration::from_secs(2), Duration::from_secs(60))
+///     .unwrap();
+/// // run the code under test against rep.primary_url(): it sees the lag
+/// rep.standby().resume_replay().unwrap();
+/// ```
+pub struct WithStandby {
+    // Dropped first: the standby goes before its primary.
+    standby: Standby,
+    primary: Sandbox,
+}
+
+impl WithStandby {
+    /// The database both servers have, made before the standby was copied.
+    pub const DATABASE: &'static str = "lull_test";
+
+    /// Starts a primary with a database [`WithStandby::DATABASE`], then a
+    /// standby of it. Panics with the reason when that fails.
+    pub fn new() -> WithStandby {
+        let primary = Sandbox::start()
+            .unwrap_or_else(|e| panic!("cannot start a PostgreSQL sandbox for the test: {e}"));
+        connect(&primary.url("postgres"))
+            .batch_execute(&format!("CREATE DATABASE \"{}\"", Self::DATABASE))
+            .unwrap_or_else(|e| panic!("cannot create the test database: {e}"));
+        let standby = primary
+            .start_standby()
+            .unwrap_or_else(|e| panic!("cannot start a standby of the sandbox: {e}"));
+        WithStandby { standby, primary }
+    }
+
+    /// Connection string of the test database on the primary.
+    pub fn primary_url(&self) -> String {
+        self.primary.url(Self::DATABASE)
+    }
+
+    /// Connection string of the test database on the standby (read-only).
+    pub fn standby_url(&self) -> String {
+        self.standby.url(Self::DATABASE)
+    }
+
+    /// A new client of the test database on the primary.
+    pub fn primary_client(&self) -> postgres::Client {
+        connect(&self.primary_url())
+    }
+
+    /// The primary sandbox.
+    pub fn primary(&self) -> &Sandbox {
+        &self.primary
+    }
+
+    /// The standby: pause and resume replay, read the lag.
+    pub fn standby(&self) -> &Standby {
+        &self.standby
+    }
+}
+
+impl Default for WithStandby {
+    fn default() -> Self {
+        WithStandby::new()
+    }
 }
 
 /// The same URL with another database name.

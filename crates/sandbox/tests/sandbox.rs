@@ -259,3 +259,77 @@ fn external_server_variable_is_honoured() {
     assert!(child.wait().unwrap().success());
     assert_eq!(count(&mut admin), 0, "test database left behind");
 }
+
+#[test]
+fn standby_streams_pauses_lags_and_cleans_up() {
+    use lull_sandbox::testing::WithStandby;
+    let rep = WithStandby::new();
+    let standby_root = rep.standby().sandbox().root().to_path_buf();
+    let standby_pid = rep.standby().sandbox().pid();
+    assert_ne!(rep.standby().port(), rep.primary().port());
+
+    let mut standby = postgres::Client::connect(&rep.standby_url(), postgres::NoTls).unwrap();
+    let in_recovery: bool = standby
+        .query_one("select pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0);
+    assert!(in_recovery, "the standby is not in recovery");
+    let err = standby
+        .batch_execute("create table nope (x int)")
+        .unwrap_err();
+    let msg = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        msg.as_deref().is_some_and(|m| m.contains("read-only")),
+        "{err:?}"
+    );
+
+    rep.primary_client()
+        .batch_execute("create table t (x int); insert into t values (1)")
+        .unwrap();
+    rep.standby()
+        .wait_caught_up(Duration::from_secs(60))
+        .unwrap();
+    let n: i64 = standby
+        .query_one("select count(*) from t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the row did not reach the standby");
+
+    rep.standby().pause_replay().unwrap();
+    assert!(rep.standby().is_replay_paused().unwrap());
+    rep.primary_client()
+        .batch_execute("insert into t values (2)")
+        .unwrap();
+    let lag = rep
+        .standby()
+        .wait_for_lag(Duration::from_secs(2), Duration::from_secs(120))
+        .unwrap();
+    assert!(lag.replay_bytes > 0, "{lag:?}");
+    let n: i64 = standby
+        .query_one("select count(*) from t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "a paused standby applied the insert");
+
+    rep.standby().resume_replay().unwrap();
+    rep.standby()
+        .wait_caught_up(Duration::from_secs(60))
+        .unwrap();
+    let n: i64 = standby
+        .query_one("select count(*) from t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "the resumed standby did not catch up");
+
+    drop(standby);
+    drop(rep);
+    assert!(
+        !alive(standby_pid),
+        "standby postmaster {standby_pid} survived drop"
+    );
+    assert!(
+        !standby_root.exists(),
+        "{} survived drop",
+        standby_root.display()
+    );
+}
