@@ -135,6 +135,36 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
+/// Refuses a server in recovery: a hot standby (or a server replaying an
+/// archive) takes no writes, and a change applied on the primary reaches
+/// it by replication anyway. Every command that changes the database
+/// calls this first, so the user gets one clear message instead of the
+/// first `read-only transaction` error halfway through.
+pub async fn ensure_primary(client: &Client, url: &str) -> Result<(), EngineError> {
+    let in_recovery: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| EngineError::db("asking whether the server is a standby", e))?
+        .get(0);
+    if in_recovery {
+        return Err(EngineError::Other {
+            message: format!(
+                "{} is a standby (the server is in recovery, pg_is_in_recovery() is true); \
+                 lull does not change a standby, nothing was done",
+                redact_url(url)
+            ),
+            hint: Some(
+                "point --database-url / DATABASE_URL at the primary; the change reaches the \
+                 standby by replication. Read-only commands (status, plan, indexes check, \
+                 indexes report) work on a standby"
+                    .into(),
+            ),
+            kind: crate::error::ErrorKind::Refused,
+        });
+    }
+    Ok(())
+}
+
 /// The backend pid of a connection.
 pub async fn backend_pid(client: &Client) -> Result<i32, EngineError> {
     let row = client

@@ -221,6 +221,7 @@ impl Runner {
         let work_pid = backend_pid(&work).await?;
         let monitor = Arc::new(connect(&self.opts.url, "lull monitor").await?);
         if locked {
+            crate::db::ensure_primary(&work, &self.opts.url).await?;
             self.state.ensure(&work).await?;
         }
         Ok(Session {

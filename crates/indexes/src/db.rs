@@ -12,3 +12,11 @@ pub const APPLICATION_NAME: &str = "lull indexes";
 pub async fn connect(url: &str) -> Result<Client> {
     Ok(lull_engine::db::connect(url, APPLICATION_NAME).await?)
 }
+
+/// Opens a connection for work that changes the database (queueing,
+/// building): refuses a standby with a clear message first.
+pub async fn connect_primary(url: &str) -> Result<Client> {
+    let client = connect(url).await?;
+    lull_engine::db::ensure_primary(&client, url).await?;
+    Ok(client)
+}

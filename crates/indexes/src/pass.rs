@@ -72,7 +72,7 @@ pub async fn run_pass(
     on_event: &mut dyn FnMut(PassEvent<'_>),
 ) -> Result<Vec<Decision>> {
     let pass_started = Instant::now();
-    let client = db::connect(url).await?;
+    let client = db::connect_primary(url).await?;
     let mut pending = queue.list(&client).await?;
     if !opts.names.is_empty() {
         if let Some(unknown) = opts

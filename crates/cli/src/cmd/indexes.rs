@@ -255,7 +255,12 @@ pub(crate) fn lib_error(e: lull_indexes::Error) -> CliError {
         E::Window(_) | E::Schedule(_) => Some("fix the [indexes] section of lull.toml".to_string()),
         _ => None,
     };
-    let err = CliError::new(&e);
+    let refused =
+        matches!(&e, E::Engine(engine) if engine.kind() == lull_engine::ErrorKind::Refused);
+    let mut err = CliError::new(&e);
+    if refused {
+        err = err.code(exit::REFUSED);
+    }
     match hint {
         Some(h) => err.hint(h),
         None => err,
@@ -315,7 +320,12 @@ async fn check(
             CliError::new(e).hint("--expected takes SQL files and migration directories")
         })?;
     }
-    let client = db::connect(url).await.map_err(lib_error)?;
+    let client = if enqueue {
+        db::connect_primary(url).await
+    } else {
+        db::connect(url).await
+    }
+    .map_err(lib_error)?;
     let report = check::check(&client, &expected, schemas, own_schema(config))
         .await
         .map_err(lib_error)?;
@@ -402,7 +412,7 @@ async fn add(
 ) -> CliResult {
     let def = IndexDef::parse(sql)
         .map_err(|e| CliError::new(e).hint("give one CREATE INDEX statement with an index name"))?;
-    let client = db::connect(url).await.map_err(lib_error)?;
+    let client = db::connect_primary(url).await.map_err(lib_error)?;
     let queue = Queue::new(config.schema());
     let new = queue
         .add(&client, &def, reason, example_query.as_deref())
