@@ -22,9 +22,12 @@
 //!
 //! [`testing`] builds on this: one cluster per test binary and a fresh
 //! database per test, or databases on an existing server named by
-//! `LULL_TEST_DATABASE_URL`.
+//! `LULL_TEST_DATABASE_URL`. [`catalog`] reads a database's schema as a
+//! diffable list and compares two; [`testing::equivalence`] uses it to
+//! check that `lull migrate` leaves the catalog plain `psql` leaves.
 
 mod bindir;
+pub mod catalog;
 mod cluster;
 mod standby;
 mod user;

@@ -12,10 +12,15 @@
 //! role with CREATEDB) to use an existing server instead of a sandbox; each
 //! test still gets its own database, dropped when the test ends.
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use crate::{Sandbox, Standby};
+
+pub mod equivalence;
 
 /// The environment variable naming an existing server for the tests.
 pub const EXTERNAL_URL_VAR: &str = "LULL_TEST_DATABASE_URL";
@@ -120,6 +125,67 @@ impl Drop for TestDb {
             ));
         }
     }
+}
+
+/// A PostgreSQL client program (`psql`, `pg_dump`): from the sandbox's
+/// binaries when the tests run on a sandbox, else the server binaries
+/// found on this machine, else `PATH`.
+pub fn client_program(name: &str) -> PathBuf {
+    let dir = match server() {
+        Server::Sandbox(s) => Some(s.bindir().to_path_buf()),
+        Server::External(_) => crate::find_bindir().ok(),
+    };
+    dir.map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Runs `sql` through plain `psql` on `url` (`-X`, `ON_ERROR_STOP`, no
+/// single transaction: statements run as a psql user's file would).
+/// `Err` holds psql's output when it failed.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let mut child = Command::new(client_program("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let text = sql.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("psql did not finish: {e}"))?;
+    let _ = writer.join();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// The output of the real `pg_dump --schema-only` (plus `extra` flags) of
+/// the database at `url`. Panics with pg_dump's message when it fails.
+pub fn pg_dump_schema(url: &str, extra: &[&str]) -> String {
+    let out = Command::new(client_program("pg_dump"))
+        .args(["--schema-only", "--no-owner", "-d", url])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run pg_dump: {e}"));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("pg_dump writes UTF-8 here")
 }
 
 fn connect(url: &str) -> postgres::Client {
