@@ -165,6 +165,48 @@ pub async fn ensure_primary(client: &Client, url: &str) -> Result<(), EngineErro
     Ok(())
 }
 
+/// The version of the server a connection talks to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerVersion {
+    /// `server_version` as the server reports it, e.g. `18.4` or
+    /// `15.18 (Debian 15.18-0+deb12u1)`.
+    pub text: String,
+    /// `server_version_num`, e.g. `180004`.
+    pub num: u32,
+}
+
+impl ServerVersion {
+    /// The major version, e.g. 18.
+    pub fn major(&self) -> u32 {
+        self.num / 10000
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Distributions append their package version; the number is enough.
+        let short = self.text.split_whitespace().next().unwrap_or(&self.text);
+        write!(f, "PostgreSQL {short}")
+    }
+}
+
+/// Reads the server's version.
+pub async fn server_version(client: &Client) -> Result<ServerVersion, EngineError> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), \
+                    current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| EngineError::db("reading the server version", e))?;
+    let num: i32 = row.get(1);
+    Ok(ServerVersion {
+        text: row.get(0),
+        num: u32::try_from(num).unwrap_or(0),
+    })
+}
+
 /// The backend pid of a connection.
 pub async fn backend_pid(client: &Client) -> Result<i32, EngineError> {
     let row = client
@@ -177,6 +219,21 @@ pub async fn backend_pid(client: &Client) -> Result<i32, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_versions_show_the_number_without_the_package() {
+        let v = ServerVersion {
+            text: "15.18 (Debian 15.18-0+deb12u1)".into(),
+            num: 150018,
+        };
+        assert_eq!(v.to_string(), "PostgreSQL 15.18");
+        assert_eq!(v.major(), 15);
+        let v = ServerVersion {
+            text: "18.4".into(),
+            num: 180004,
+        };
+        assert_eq!((v.to_string().as_str(), v.major()), ("PostgreSQL 18.4", 18));
+    }
 
     #[test]
     fn verifying_modes_become_require() {

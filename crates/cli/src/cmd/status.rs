@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use lull_engine::Runner;
 
+use crate::cmd::plan::server_version;
 use crate::cmd::run_shared::{engine_error, runtime, DirArgs, Format, RunArgs, Setup};
 use crate::context::GlobalArgs;
 use crate::error::CliResult;
@@ -12,7 +13,9 @@ use crate::error::CliResult;
 /// Show which migrations are applied, pending, failed or running, per step.
 ///
 /// Reads lull's state tables (schema `lull` unless `schema` is set in
-/// lull.toml) and the migrations directory; changes nothing. `running`
+/// lull.toml) and the migrations directory; changes nothing. The first
+/// line names the server's PostgreSQL version, which pending steps are
+/// planned for. `running`
 /// means a run is applying it now or was killed while doing so (the next
 /// `lull migrate` resumes it). Applied files that changed since, and
 /// applied migrations whose file is gone, are flagged.
@@ -41,8 +44,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
     let opts = setup.options(global, &RunArgs::default())?;
     let runner = Runner::new(opts);
-    let statuses = runtime()?
-        .block_on(runner.status(&setup.migrations))
+    let (server, statuses) = runtime()?
+        .block_on(async {
+            let server = server_version(&runner.options().url).await?;
+            Ok::<_, lull_engine::EngineError>((server, runner.status(&setup.migrations).await?))
+        })
         .map_err(engine_error)?;
     if args.format == Format::Json {
         println!(
@@ -51,6 +57,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    println!("server: {server}");
     if statuses.is_empty() {
         println!("no migrations in {}", setup.dir.display());
         return Ok(ExitCode::SUCCESS);

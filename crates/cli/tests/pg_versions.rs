@@ -1,0 +1,272 @@
+//! PostgreSQL majors through the CLI: `lull sandbox start --pg N`,
+//! `lull sandbox install --pg N`, and the errors when a major cannot be
+//! had. Run with `LULL_PG_VERSION=N` to test major N (CI does, for each
+//! supported major); without it, the machine's default major is tested.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn lull(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("lull").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("LULL_ENV")
+        .env_remove("LULL_PG_BINDIR");
+    cmd
+}
+
+/// The major under test: `LULL_PG_VERSION`, else the machine's default.
+fn major_under_test() -> u32 {
+    match lull_sandbox::requested_version().expect("LULL_PG_VERSION") {
+        Some(major) => {
+            lull_sandbox::testing::ensure_installed(major)
+                .unwrap_or_else(|e| panic!("PostgreSQL {major} for the tests: {e}"));
+            major
+        }
+        None => lull_sandbox::server_major(&lull_sandbox::find_bindir().expect("server binaries"))
+            .expect("the default server's version"),
+    }
+}
+
+/// A supported major that neither the distribution nor `pg_config`
+/// provides, so that with an empty cache it is missing.
+fn major_the_distribution_lacks() -> Option<u32> {
+    let from_pg_config = std::process::Command::new("pg_config")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            lull_sandbox::parse_major(text.rsplit(' ').next()?.trim())
+        });
+    lull_sandbox::npm_build::supported()
+        .into_iter()
+        .filter(|m| Some(*m) != from_pg_config)
+        .find(|m| !PathBuf::from(format!("/usr/lib/postgresql/{m}/bin/initdb")).exists())
+}
+
+fn server_version_num(url: &str) -> u32 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let num: String = client
+        .query_one("SHOW server_version_num", &[])
+        .expect("server_version_num")
+        .get(0);
+    num.parse().expect("a number")
+}
+
+#[test]
+fn sandbox_start_runs_the_major_asked_for() {
+    let major = major_under_test();
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_str().unwrap();
+    let out = lull(state.path())
+        .args(["sandbox", "--state-dir", sd, "start", "--pg"])
+        .arg(major.to_string())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!("PostgreSQL {major}")));
+    let url = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let url = url.trim();
+    assert_eq!(server_version_num(url) / 10000, major, "{url}");
+    lull(state.path())
+        .args(["sandbox", "--state-dir", sd, "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "running: PostgreSQL {major}, pid"
+        )));
+    // Asking for another major while this one runs is refused, not ignored.
+    let other = if major == 18 { 17 } else { major + 1 };
+    lull(state.path())
+        .args(["sandbox", "--state-dir", sd, "start", "--pg"])
+        .arg(other.to_string())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(format!("a PostgreSQL {major} sandbox is already running"))
+                .and(predicate::str::contains("lull sandbox stop")),
+        );
+    lull(state.path())
+        .args(["sandbox", "--state-dir", sd, "stop"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn sandbox_start_rejects_majors_lull_does_not_support() {
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_str().unwrap();
+    for (given, says) in [
+        (
+            "13",
+            "PostgreSQL 13 is not supported; supported are 14, 15, 16, 17, 18",
+        ),
+        ("eighteen", "not a PostgreSQL major version"),
+    ] {
+        lull(state.path())
+            .args(["sandbox", "--state-dir", sd, "start", "--pg", given])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(says));
+    }
+    assert!(!state.path().join("sandbox.json").exists());
+}
+
+#[test]
+fn a_missing_major_is_named_with_the_command_that_installs_it() {
+    let Some(major) = major_the_distribution_lacks() else {
+        eprintln!("skipped: the distribution provides every supported major");
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let empty_cache = tempfile::tempdir().unwrap();
+    let sd = state.path().to_str().unwrap();
+    lull(state.path())
+        .env("LULL_PG_CACHE", empty_cache.path())
+        .args(["sandbox", "--state-dir", sd, "start", "--pg"])
+        .arg(major.to_string())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(format!("no PostgreSQL {major} server binaries found")).and(
+                predicate::str::contains(format!("lull sandbox install --pg {major}")),
+            ),
+        );
+    assert!(!state.path().join("sandbox.json").exists());
+    // LULL_PG_BINDIR of another major is a conflict, not a fallback.
+    let default_bindir = lull_sandbox::find_bindir().expect("server binaries");
+    let default_major = lull_sandbox::server_major(&default_bindir).unwrap();
+    if default_major != major {
+        lull(state.path())
+            .env("LULL_PG_BINDIR", &default_bindir)
+            .args(["sandbox", "--state-dir", sd, "start", "--pg"])
+            .arg(major.to_string())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "holds PostgreSQL {default_major}, but PostgreSQL {major} was asked for"
+            )));
+    }
+}
+
+#[test]
+fn sandbox_install_fetches_a_missing_major_that_then_starts() {
+    let Some(major) = major_the_distribution_lacks() else {
+        eprintln!("skipped: the distribution provides every supported major");
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let sd = state.path().to_str().unwrap();
+    let install = |expect: &str| {
+        lull(state.path())
+            .env("LULL_PG_CACHE", cache.path())
+            .args(["sandbox", "install", "--pg"])
+            .arg(major.to_string())
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "PostgreSQL {major}: {expect}"
+            )));
+    };
+    install("installed in");
+    let bin = cache.path().join(major.to_string()).join("bin");
+    assert_eq!(lull_sandbox::server_major(&bin).unwrap(), major);
+    install("already here");
+    let out = lull(state.path())
+        .env("LULL_PG_CACHE", cache.path())
+        .args(["sandbox", "--state-dir", sd, "start", "--pg"])
+        .arg(major.to_string())
+        .assert()
+        .success();
+    let url = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert_eq!(server_version_num(url.trim()) / 10000, major);
+    lull(state.path())
+        .args(["sandbox", "--state-dir", sd, "stop"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn client_tools_are_found_where_they_work_and_refused_where_not() {
+    let major = major_under_test();
+    // psql talks to newer servers; one is always found when installed.
+    if let Ok(psql) = lull_sandbox::client_tool("psql", major) {
+        assert!(psql.ends_with("psql"));
+    }
+    match lull_sandbox::client_tool("pg_dump", major) {
+        Ok(pg_dump) => {
+            // It really dumps a server of this major.
+            let db = lull_sandbox::testing::TestDb::new();
+            db.client()
+                .batch_execute("CREATE TABLE dumped (id int PRIMARY KEY)")
+                .unwrap();
+            let out = std::process::Command::new(&pg_dump)
+                .args(["--schema-only", db.url()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("CREATE TABLE public.dumped"));
+        }
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "no pg_dump that works with a PostgreSQL {major} server"
+                )) && (text.contains("refuses servers newer than itself")
+                    || text.contains("none is installed")),
+                "{text}"
+            );
+            eprintln!("pg_dump cannot be tested on PostgreSQL {major} here: {text}");
+        }
+    }
+}
+
+#[test]
+fn plan_and_status_name_the_server_version_they_planned_for() {
+    let major = major_under_test();
+    let db = lull_sandbox::testing::TestDb::new();
+    assert_eq!(lull_sandbox::testing::server_major(), major);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations").join("001_t.sql"),
+        "CREATE TABLE t (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = lull(dir.path())
+            .env("DATABASE_URL", db.url())
+            .args(args)
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let plan = run(&["plan"]);
+    assert!(
+        plan.starts_with(&format!("planned for PostgreSQL {major}.")),
+        "{plan}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["plan", "--format", "json"])).unwrap();
+    assert_eq!(
+        json["server_version"]["num"].as_u64().unwrap() / 10000,
+        u64::from(major)
+    );
+    let status = run(&["status"]);
+    assert!(
+        status.starts_with(&format!("server: PostgreSQL {major}.")),
+        "{status}"
+    );
+    assert!(status.contains("pending"), "{status}");
+    // Offline, nothing claims a server version.
+    let offline = lull(dir.path()).args(["plan", "--all"]).assert().success();
+    let text = String::from_utf8(offline.get_output().stdout.clone()).unwrap();
+    assert!(!text.contains("planned for"), "{text}");
+}
