@@ -11,9 +11,10 @@
 //! ```no_run
 //! use lull_sandbox::testing::equivalence::Equivalence;
 //! # let project = std::path::Path::new(".");
-//! // In a test of the `lull` crate; `project` holds migrations/ (and
-//! // lull.toml when needed).
-//! Equivalence::new(env!("CARGO_BIN_EXE_lull"), project)
+//! # let lull = std::path::Path::new("lull");
+//! // In a test of the `lull` crate, `lull` is env!("CARGO_BIN_EXE_lull");
+//! // `project` holds migrations/ (and lull.toml when needed).
+//! Equivalence::new(lull, project)
 //!     .setup_sql("CREATE SCHEMA auth")
 //!     .replace(r#"{{ index .Options "Namespace" }}"#, "auth")
 //!     .run()
