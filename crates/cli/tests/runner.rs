@@ -553,7 +553,7 @@ fn second_runner_refuses_or_waits_without_deadlocking_a_concurrent_build() {
         text.contains("another lull runner holds the runner lock (pid"),
         "{text}"
     );
-    assert!(text.contains("lull runner lock"), "{text}");
+    assert!(text.contains("application lull"), "{text}");
     // A waiting second runner polls without a snapshot, so the build can
     // finish once the reader ends; then the second runner has nothing to do.
     let second = p.spawn(&["migrate", "--lock-wait", "60s"]);

@@ -52,7 +52,33 @@ pub async fn connect(url: &str, role: &str) -> Result<Client, EngineError> {
         // The error surfaces on the next query as "connection closed".
         let _ = connection.await;
     });
+    session_guards(&client).await?;
     Ok(client)
+}
+
+/// Settings every lull session gets, whatever the server's defaults:
+///
+/// - `idle_session_timeout = 0`: the runner's work connection holds the
+///   runner lock and sits idle while an index builds on another
+///   connection; a server-wide idle timeout must not end it (see
+///   [`crate::lock`]).
+/// - `client_connection_check_interval = 1s`: when lull is killed, the
+///   server notices the closed socket within a second and cancels the
+///   statement lull left running instead of finishing and committing it
+///   unseen.
+///
+/// Set through `set_config` over `pg_settings`, so a server that lacks one
+/// of them is not an error.
+pub async fn session_guards(client: &Client) -> Result<(), EngineError> {
+    client
+        .batch_execute(
+            "SELECT pg_catalog.set_config(name, \
+                    CASE name WHEN 'idle_session_timeout' THEN '0' ELSE '1s' END, false) \
+             FROM pg_catalog.pg_settings \
+             WHERE name IN ('idle_session_timeout', 'client_connection_check_interval')",
+        )
+        .await
+        .map_err(|e| EngineError::db("setting lull's session guards", e))
 }
 
 /// tokio-postgres knows `disable`, `prefer` and `require`; the verifying

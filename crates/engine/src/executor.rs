@@ -40,6 +40,35 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
+/// The `application_name` of the work session while it runs an
+/// autocommit step, so that a later run can find the statement a killed
+/// run left behind (PostgreSQL keeps the first 63 bytes).
+pub fn step_marker(version: &str, direction: Direction, step: usize) -> String {
+    let suffix = format!(" {} step {step}", direction.as_str());
+    let mut keep = 63usize
+        .saturating_sub("lull ".len() + suffix.len())
+        .min(version.len());
+    while !version.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("lull {}{suffix}", &version[..keep])
+}
+
+/// Whether running an autocommit statement a second time does no harm
+/// (maintenance commands). Anything else whose outcome is unknown stops
+/// the run instead of being run again.
+pub fn rerun_is_harmless(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "VACUUM" | "ANALYZE" | "ANALYSE" | "REINDEX" | "REFRESH" | "CHECKPOINT" | "CLUSTER"
+    )
+}
+
 /// Where a step belongs, for records and events.
 pub struct StepContext<'a> {
     /// The migration's version.
@@ -121,6 +150,23 @@ impl Executor<'_> {
         tries: usize,
         hint: Option<String>,
     ) -> EngineError {
+        match sqlstate(err).as_deref() {
+            Some(crate::lock::LOST_LOCK_SQLSTATE) => return crate::state::lost_lock(),
+            // The step's `done` row exists: another run committed it first
+            // and this transaction rolled back (see `State::step_done_sql`).
+            Some("23505") if sql == "COMMIT" => {
+                return EngineError::Other {
+                    message: format!(
+                        "migration {} step {} was committed by another lull run meanwhile; \
+                         this run's transaction rolled back, so nothing was applied twice",
+                        ctx.version, ctx.step.number
+                    ),
+                    hint: Some("run `lull status` to see where the migration stands".into()),
+                    kind: crate::error::ErrorKind::Refused,
+                }
+            }
+            _ => {}
+        }
         EngineError::StepFailed(Box::new(StepFailure {
             version: ctx.version.to_string(),
             step: ctx.step.number,
@@ -194,10 +240,11 @@ impl Executor<'_> {
         tries: usize,
     ) -> Result<(), EngineError> {
         let sql = format!("BEGIN; {}; COMMIT", self.done_sql(ctx, tries));
-        self.work
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| EngineError::db("recording the finished step", e))
+        let result = self.work.batch_execute(&sql).await;
+        if result.is_err() {
+            self.rollback().await;
+        }
+        result.map_err(|e| crate::state::fence_error("recording the finished step", e))
     }
 
     /// Polls `pg_blocking_pids(work_pid)` while a try waits, so the blocker
@@ -392,6 +439,16 @@ impl Executor<'_> {
             )
             .await?;
         let sql = &sql;
+        // The orphan of a killed run is found by this name (see
+        // `Executor::wait_for_orphan`).
+        let marker = step_marker(ctx.version, ctx.direction, ctx.step.number);
+        self.work
+            .batch_execute(&format!(
+                "SET application_name = {}",
+                quote_literal(&marker)
+            ))
+            .await
+            .map_err(|e| EngineError::db("naming the step's session", e))?;
         let outcome = self
             .lock_ramp(ctx, |_, lock_timeout| {
                 let settings = format!(
@@ -412,7 +469,9 @@ impl Executor<'_> {
                     result.map_err(|e| (e, sql.clone()))
                 }
             })
-            .await?;
+            .await;
+        let _ = self.work.batch_execute("RESET application_name").await;
+        let outcome = outcome?;
         self.record_autocommit_done(ctx, outcome.tries).await?;
         Ok(outcome)
     }
@@ -566,6 +625,65 @@ impl Executor<'_> {
                 sleep,
             });
             tokio::time::sleep(sleep).await;
+        }
+    }
+
+    /// Waits until no session still runs the statement an earlier, killed
+    /// run of this step left on the server (found by its
+    /// `application_name`, see [`step_marker`]). Lull's sessions set
+    /// `client_connection_check_interval`, so such an orphan is normally
+    /// cancelled within a second of its client's death; one that is still
+    /// there after `limit` is reported by pid instead of being raced.
+    pub async fn wait_for_orphan(
+        &self,
+        version: &str,
+        direction: Direction,
+        step: usize,
+        limit: Duration,
+    ) -> Result<(), EngineError> {
+        let marker = step_marker(version, direction, step);
+        let started = std::time::Instant::now();
+        let mut announced = false;
+        loop {
+            let pids: Vec<i32> = self
+                .monitor
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+                       AND datname = current_database() AND pid <> pg_backend_pid() \
+                       AND state <> 'idle'",
+                    &[&marker],
+                )
+                .await
+                .map_err(|e| EngineError::db("looking for an earlier run's statement", e))?
+                .into_iter()
+                .map(|r| r.get(0))
+                .collect();
+            let Some(pid) = pids.first().copied() else {
+                return Ok(());
+            };
+            if started.elapsed() >= limit {
+                return Err(EngineError::Other {
+                    message: format!(
+                        "migration {version} step {step}: the statement an earlier run started is \
+                         still running on the server (pid {pid})"
+                    ),
+                    hint: Some(format!(
+                        "wait for it to end, or cancel it with `SELECT pg_cancel_backend({pid})`, \
+                         then run `lull migrate` again"
+                    )),
+                    kind: crate::error::ErrorKind::Refused,
+                });
+            }
+            if !announced {
+                (self.events)(&Event::Warning {
+                    message: format!(
+                        "migration {version} step {step}: waiting for pid {pid}, the statement an \
+                         earlier run left on the server, to end"
+                    ),
+                });
+                announced = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

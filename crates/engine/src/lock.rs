@@ -1,34 +1,74 @@
-//! One runner at a time: a session-level advisory lock on a dedicated
-//! connection, taken with `pg_try_advisory_lock` in a polling loop.
+//! One runner at a time, and a runner that lost its lock commits nothing.
 //!
-//! A blocking `pg_advisory_lock` would sit in a transaction snapshot that
-//! another runner's `CREATE INDEX CONCURRENTLY` has to wait for, while that
-//! runner holds the lock the first one waits for: a deadlock. Polling with
-//! the non-blocking form holds no snapshot between tries.
+//! # The lock
+//!
+//! A session-level advisory lock on the runner's *work* connection — the
+//! connection every step's statements and every state record are written
+//! on — taken with `pg_try_advisory_lock` in a polling loop. A blocking
+//! `pg_advisory_lock` would sit in a transaction snapshot that another
+//! runner's `CREATE INDEX CONCURRENTLY` has to wait for, while that runner
+//! holds the lock the first one waits for: a deadlock. Polling with the
+//! non-blocking form holds no snapshot between tries.
+//!
+//! # Why it fences the work
+//!
+//! A lock on a connection of its own does not: when that idle connection
+//! dies (`idle_session_timeout`, a job that kills idle sessions, a proxy,
+//! `pg_terminate_backend`) the runner carries on without noticing, a second
+//! runner takes the lock and both commit the same step. Holding the lock on
+//! the work connection closes that gap by construction:
+//!
+//! 1. Only the session itself can give a session-level advisory lock back
+//!    (`pg_advisory_unlock`, `DISCARD ALL`) or it ends with the session.
+//! 2. Every transactional step checks, inside its own transaction and just
+//!    before its record and `COMMIT`, that this backend still holds the
+//!    lock ([`fence_sql`]); a step whose SQL gave the lock back (a file
+//!    with `DISCARD ALL`) fails there and rolls back. Autocommit steps run
+//!    the same check before their statement is sent.
+//! 3. If the session dies, its open transaction dies with it, so the lost
+//!    lock and the lost commit are the same event: there is no moment in
+//!    which a runner without the lock can still commit on that session.
+//!    The runner stops with an error; it never reconnects and carries on.
+//!
+//! Behind the lock, the state itself refuses a second commit: a step's
+//! `done` record is a plain `INSERT` (never an upsert over an earlier row;
+//! see [`crate::state::State::step_done_sql`]) in the step's own
+//! transaction, so a second runner that somehow ran the same step meets
+//! the primary key of the first one's row and its whole transaction rolls
+//! back.
+//!
+//! Lull's sessions also `SET idle_session_timeout = 0` (see
+//! [`crate::db::session_guards`]): the work session is idle while an index
+//! builds on its own connection and must not be ended for that.
 
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::db::connect;
 use crate::error::EngineError;
 use crate::events::{Event, EventSink};
 
-/// The held runner lock. [`RunnerLock::release`] gives it back at once;
-/// dropping it closes its connection, which releases it a moment later
-/// (also when the process is killed).
+/// The SQLSTATE [`fence_sql`] raises when the session lost the runner lock.
+pub const LOST_LOCK_SQLSTATE: &str = "LU001";
+
+/// The held runner lock on the work connection. [`RunnerLock::release`]
+/// gives it back at once; closing the connection releases it too (also
+/// when the process is killed).
 pub struct RunnerLock {
-    client: Client,
     key: i64,
 }
 
 impl RunnerLock {
+    /// The lock's key.
+    pub fn key(&self) -> i64 {
+        self.key
+    }
+
     /// Releases the lock now, so a run that follows at once in this or
     /// another process does not find it still held by a closing backend.
-    pub async fn release(self) {
+    pub async fn release(self, client: &Client) {
         // If this fails the connection is gone, and with it the lock.
-        let _ = self
-            .client
+        let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
             .await;
     }
@@ -43,28 +83,46 @@ pub fn lock_key(schema: &str) -> i64 {
     bytes as i64
 }
 
-/// Takes the runner lock, polling every half second for up to `wait`
-/// (zero: one try). Fails with [`EngineError::LockHeld`] naming the
-/// holder's pid and application.
+/// SQL (one `DO` block) that fails with SQLSTATE [`LOST_LOCK_SQLSTATE`]
+/// unless the session running it holds the runner lock `key`. Run inside a
+/// step's transaction before its `COMMIT`.
+pub fn fence_sql(key: i64) -> String {
+    let (classid, objid) = split_key(key);
+    format!(
+        "DO $lull_fence$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_locks \
+           WHERE locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid() \
+             AND classid = {classid} AND objid = {objid} AND objsubid = 1) THEN \
+           RAISE EXCEPTION 'this lull runner no longer holds the runner lock' \
+             USING ERRCODE = '{LOST_LOCK_SQLSTATE}'; \
+         END IF; END $lull_fence$"
+    )
+}
+
+fn split_key(key: i64) -> (u32, u32) {
+    (
+        ((key as u64) >> 32) as u32,
+        (key as u64 & 0xffff_ffff) as u32,
+    )
+}
+
+/// Takes the runner lock on `client` (the run's work connection), polling
+/// every half second for up to `wait` (zero: one try). Fails with
+/// [`EngineError::LockHeld`] naming the holder's pid and application.
+/// Returns the lock and the time spent waiting for it.
 pub async fn acquire(
-    url: &str,
+    client: &Client,
     schema: &str,
     wait: Duration,
     events: &EventSink,
-) -> Result<RunnerLock, EngineError> {
-    let client = connect(url, "lull runner lock").await?;
+) -> Result<(RunnerLock, Duration), EngineError> {
     let key = lock_key(schema);
     let started = Instant::now();
     let mut announced = false;
     loop {
-        let row = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-            .await
-            .map_err(|e| EngineError::db("taking the runner lock", e))?;
-        if row.get::<_, bool>(0) {
-            return Ok(RunnerLock { client, key });
+        if try_lock(client, key).await? {
+            return Ok((RunnerLock { key }, started.elapsed()));
         }
-        let (pid, application) = holder(&client, key).await.unwrap_or((None, None));
+        let (pid, application) = holder(client, key).await.unwrap_or((None, None));
         if started.elapsed() >= wait {
             return Err(EngineError::LockHeld {
                 pid,
@@ -81,10 +139,18 @@ pub async fn acquire(
     }
 }
 
+/// One `pg_try_advisory_lock` of the runner lock for `schema` on `client`.
+pub async fn try_lock(client: &Client, key: i64) -> Result<bool, EngineError> {
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await
+        .map_err(|e| EngineError::db("taking the runner lock", e))?;
+    Ok(row.get(0))
+}
+
 /// Who holds the advisory lock `key` in this database.
 async fn holder(client: &Client, key: i64) -> Result<(Option<i32>, Option<String>), EngineError> {
-    let classid = ((key as u64) >> 32) as u32;
-    let objid = (key as u64 & 0xffff_ffff) as u32;
+    let (classid, objid) = split_key(key);
     let row = client
         .query_opt(
             "SELECT l.pid, a.application_name FROM pg_locks l \

@@ -14,13 +14,15 @@ use lull_migrations::{compare_versions, Migration};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::db::{backend_pid, connect};
+use crate::db::{backend_pid, connect, session_guards};
 use crate::error::{EngineError, ErrorKind};
 use crate::events::{no_events, Event, EventSink};
-use crate::executor::{Executor, StepContext};
+use crate::executor::{rerun_is_harmless, Executor, StepContext};
 use crate::index_build::CancelToken;
 use crate::lock;
-use crate::plan::{plan_migration, Direction, MigrationPlan, Mode, PlanOptions, StepKind};
+use crate::plan::{
+    plan_migration, Direction, MigrationPlan, Mode, PlanOptions, PolicyClass, StepKind,
+};
 use crate::state::{MigrationRecord, State, Status, StepRecord};
 
 /// How a [`Runner`] works.
@@ -82,9 +84,12 @@ pub struct RunSummary {
     pub versions: Vec<String>,
     /// Warnings that did not stop the run.
     pub warnings: Vec<String>,
-    /// Wall time.
+    /// Wall time, the wait for the runner lock included.
     #[serde(serialize_with = "ser_ms")]
     pub elapsed: Duration,
+    /// Time spent waiting for another runner to give the runner lock back.
+    #[serde(serialize_with = "ser_ms")]
+    pub lock_wait: Duration,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -153,19 +158,22 @@ pub struct Runner {
     cancel: CancelToken,
 }
 
-/// Connections of a run: the lock holder first, so it is released last.
+/// Connections of a run. The runner lock, when taken, is held by the
+/// work connection itself (see [`crate::lock`] for why).
 struct Session {
     lock: Option<lock::RunnerLock>,
     work: Client,
     work_pid: i32,
     monitor: Arc<Client>,
+    /// Time spent waiting for the runner lock.
+    lock_waited: Duration,
 }
 
 impl Session {
     /// Gives the runner lock back at once (see [`lock::RunnerLock::release`]).
     async fn release(self) {
         if let Some(lock) = self.lock {
-            lock.release().await;
+            lock.release(&self.work).await;
         }
     }
 }
@@ -204,20 +212,14 @@ impl Runner {
     }
 
     async fn session(&self, locked: bool) -> Result<Session, EngineError> {
-        let lock = if locked {
-            Some(
-                lock::acquire(
-                    &self.opts.url,
-                    &self.opts.schema,
-                    self.opts.lock_wait,
-                    &self.events,
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
         let work = connect(&self.opts.url, "lull").await?;
+        let (lock, lock_waited) = if locked {
+            let (lock, waited) =
+                lock::acquire(&work, &self.opts.schema, self.opts.lock_wait, &self.events).await?;
+            (Some(lock), waited)
+        } else {
+            (None, Duration::ZERO)
+        };
         let work_pid = backend_pid(&work).await?;
         let monitor = Arc::new(connect(&self.opts.url, "lull monitor").await?);
         if locked {
@@ -229,6 +231,7 @@ impl Runner {
             work,
             work_pid,
             monitor,
+            lock_waited,
         })
     }
 
@@ -352,7 +355,8 @@ impl Runner {
             self.run_plan(session, plan, &mut summary).await?;
             summary.versions.push(plan.version.clone());
         }
-        summary.elapsed = started.elapsed();
+        summary.lock_wait = session.lock_waited;
+        summary.elapsed = session.lock_waited + started.elapsed();
         Ok(summary)
     }
 
@@ -417,7 +421,8 @@ impl Runner {
             self.run_plan(session, plan, &mut summary).await?;
             summary.versions.push(plan.version.clone());
         }
-        summary.elapsed = started.elapsed();
+        summary.lock_wait = session.lock_waited;
+        summary.elapsed = session.lock_waited + started.elapsed();
         Ok(summary)
     }
 
@@ -452,6 +457,73 @@ impl Runner {
             .mark_applied(&session.work, &m.version, &m.name, &m.checksum)
             .await?;
         Ok(true)
+    }
+
+    /// Settles one step whose outcome a run could not know (an autocommit
+    /// statement a killed run started): `applied` records it done, so the
+    /// next `migrate` continues after it; otherwise it is recorded as not
+    /// applied and the next `migrate` runs it again. Only a step recorded
+    /// `running` or `failed` can be settled.
+    pub async fn resolve_step(
+        &self,
+        migrations: &[Migration],
+        version: &str,
+        step: usize,
+        applied: bool,
+    ) -> Result<(), EngineError> {
+        let session = self.session(true).await?;
+        let result = self
+            .resolve_step_in(&session, migrations, version, step, applied)
+            .await;
+        session.release().await;
+        result
+    }
+
+    async fn resolve_step_in(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+        version: &str,
+        step: usize,
+        applied: bool,
+    ) -> Result<(), EngineError> {
+        let m = Self::find(migrations, version)?;
+        let plan = self.plan(m, Direction::Up)?;
+        let recorded = self.state.steps(&session.work, &m.version, "up").await?;
+        let refuse = |message: String| EngineError::Other {
+            message,
+            hint: Some("`lull status` shows each step's status".into()),
+            kind: ErrorKind::Refused,
+        };
+        let Some(rec) = recorded.iter().find(|r| r.step as usize == step) else {
+            return Err(refuse(format!(
+                "migration {} step {step} was never started; there is nothing to settle",
+                m.version
+            )));
+        };
+        if rec.status == "done" {
+            return Err(refuse(format!(
+                "migration {} step {step} is already recorded as done",
+                m.version
+            )));
+        }
+        let planned = plan.steps.iter().find(|s| s.number == step);
+        if planned.map(|s| s.sql()) != Some(rec.sql.clone()) {
+            return Err(refuse(format!(
+                "migration {} step {step} was recorded with different SQL than the file now plans",
+                m.version
+            )));
+        }
+        self.state
+            .resolve_step(
+                &session.work,
+                &m.version,
+                step,
+                &rec.kind,
+                &rec.sql,
+                applied,
+            )
+            .await
     }
 
     /// Accepts edited files of applied migrations: records their current
@@ -582,6 +654,7 @@ impl Runner {
             .batch_execute("RESET ALL")
             .await
             .map_err(|e| EngineError::db("resetting session settings", e))?;
+        session_guards(&session.work).await?;
         let direction = plan.direction;
         let recorded = self
             .state
@@ -651,6 +724,11 @@ impl Runner {
                     });
                     continue;
                 }
+                if r.status == "running" && step.kind == StepKind::Autocommit {
+                    executor
+                        .wait_for_orphan(&plan.version, direction, step.number, ORPHAN_WAIT)
+                        .await?;
+                }
                 if r.status == "running"
                     && step.kind == StepKind::Autocommit
                     && executor.already_done(step).await?
@@ -669,6 +747,13 @@ impl Runner {
                         reason: "an earlier run finished it before it was recorded".into(),
                     });
                     continue;
+                }
+                if r.status == "running"
+                    && step.kind == StepKind::Autocommit
+                    && step.policy != PolicyClass::Index
+                    && !rerun_is_harmless(&step.sql())
+                {
+                    return Err(unknown_outcome(&plan.version, step.number, &step.sql()));
                 }
             }
             let ctx = StepContext {
@@ -699,6 +784,9 @@ impl Runner {
                         tries: outcome.tries,
                     });
                 }
+                Err(err) if session.work.is_closed() => {
+                    return Err(self.lost_connection(plan, step, err).await);
+                }
                 Err(err) => {
                     let _ = self
                         .state
@@ -720,11 +808,14 @@ impl Runner {
         if !finished {
             // No steps (an empty file) or the last one finished by an
             // earlier run: the finish has not been recorded yet.
-            session
+            let result = session
                 .work
-                .batch_execute(&finish_sql)
-                .await
-                .map_err(|e| EngineError::db("recording the finished migration", e))?;
+                .batch_execute(&format!("BEGIN; {finish_sql}; COMMIT"))
+                .await;
+            if result.is_err() {
+                let _ = session.work.batch_execute("ROLLBACK").await;
+            }
+            result.map_err(|e| crate::state::fence_error("recording the finished migration", e))?;
         }
         (self.events)(&Event::MigrationFinished {
             version: plan.version.clone(),
@@ -732,6 +823,83 @@ impl Runner {
             elapsed: started.elapsed(),
         });
         Ok(())
+    }
+
+    /// The work connection died mid-step (terminated backend, network,
+    /// server restart). Its lock went with it, so the state is written only
+    /// if a new connection can take the runner lock again: a transactional
+    /// step is recorded `failed` (its transaction did not commit, or its
+    /// `done` row would be there), an autocommit step stays `running` with
+    /// the error, because whether its statement finished is unknown.
+    async fn lost_connection(
+        &self,
+        plan: &MigrationPlan,
+        step: &crate::plan::Step,
+        err: EngineError,
+    ) -> EngineError {
+        let message = format!("the connection to the server was lost during the step: {err}");
+        let recorded = async {
+            let client = connect(&self.opts.url, "lull").await.ok()?;
+            let key = lock::lock_key(&self.opts.schema);
+            if !lock::try_lock(&client, key).await.ok()? {
+                return None;
+            }
+            let ok = match step.kind {
+                StepKind::Transaction => self
+                    .state
+                    .fail(
+                        &client,
+                        &plan.version,
+                        plan.direction.as_str(),
+                        step.number,
+                        step.kind.as_str(),
+                        &step.sql(),
+                        err.tries(),
+                        &message,
+                    )
+                    .await
+                    .is_ok(),
+                StepKind::Autocommit => self
+                    .state
+                    .note_error(
+                        &client,
+                        &plan.version,
+                        plan.direction.as_str(),
+                        step.number,
+                        &message,
+                    )
+                    .await
+                    .is_ok(),
+            };
+            let _ = client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await;
+            Some(ok)
+        }
+        .await
+        .unwrap_or(false);
+        EngineError::Other {
+            message: format!(
+                "migration {} step {}: {message}{}",
+                plan.version,
+                step.number,
+                if recorded {
+                    "; the failure is recorded"
+                } else {
+                    "; the failure could not be recorded (server unreachable or another runner took over)"
+                }
+            ),
+            hint: Some(match step.kind {
+                StepKind::Transaction => {
+                    "the step's transaction did not commit; run `lull migrate` again once the server is reachable"
+                        .into()
+                }
+                StepKind::Autocommit => "run `lull migrate` again once the server is reachable; it checks \
+                     whether the step took effect before running anything"
+                    .into(),
+            }),
+            kind: ErrorKind::Failed,
+        }
     }
 
     async fn record_done(
@@ -750,11 +918,36 @@ impl Runner {
         if let Some(f) = &ctx.finish_sql {
             sql = format!("{sql};\n{f}");
         }
-        executor
+        let result = executor
             .work
             .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
-            .await
-            .map_err(|e| EngineError::db("recording the finished step", e))
+            .await;
+        if result.is_err() {
+            let _ = executor.work.batch_execute("ROLLBACK").await;
+        }
+        result.map_err(|e| crate::state::fence_error("recording the finished step", e))
+    }
+}
+
+/// How long a resumed run waits for the statement a killed run left on
+/// the server before it reports it by pid.
+const ORPHAN_WAIT: Duration = Duration::from_secs(60);
+
+/// An autocommit step whose statement an earlier run started but never
+/// recorded as finished, and which is not safe to run twice.
+fn unknown_outcome(version: &str, step: usize, sql: &str) -> EngineError {
+    EngineError::Other {
+        message: format!(
+            "migration {version} step {step} ran outside a transaction and an earlier run stopped \
+             before recording whether it finished, so lull cannot know whether it took effect: {}",
+            crate::error::excerpt(sql, 200)
+        ),
+        hint: Some(format!(
+            "check the database; if the statement took effect, record it with \
+             `lull mark-applied {version} --step {step}`; if it did not, run \
+             `lull mark-applied {version} --step {step} --not-applied` and then `lull migrate` runs it again"
+        )),
+        kind: ErrorKind::Refused,
     }
 }
 

@@ -222,6 +222,14 @@ impl State {
         Ok(row.get(0))
     }
 
+    /// Fails unless `client` holds the runner lock (see [`crate::lock`]).
+    pub async fn fence(&self, client: &Client, doing: &str) -> Result<(), EngineError> {
+        client
+            .batch_execute(&self.fence_sql())
+            .await
+            .map_err(|e| fence_error(doing, e))
+    }
+
     /// Every recorded migration.
     pub async fn migrations(&self, client: &Client) -> Result<Vec<MigrationRecord>, EngineError> {
         if !self.exists(client).await? {
@@ -301,6 +309,7 @@ impl State {
         status: Status,
         mode: &str,
     ) -> Result<(), EngineError> {
+        self.fence(client, "recording the migration start").await?;
         client
             .execute(
                 &format!(
@@ -320,9 +329,10 @@ impl State {
     /// transaction when there is one.
     pub fn finish_sql(&self, version: &str) -> String {
         format!(
-            "UPDATE {} SET status = 'applied', finished_at = now(), error = NULL, \
+            "{};\nUPDATE {} SET status = 'applied', finished_at = now(), error = NULL, \
                  duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint \
              WHERE version = {}",
+            self.fence_sql(),
             self.t("migrations"),
             quote_literal(version)
         )
@@ -331,14 +341,28 @@ impl State {
     /// SQL that forgets a rolled-back migration (its steps go with it).
     pub fn forget_sql(&self, version: &str) -> String {
         format!(
-            "DELETE FROM {} WHERE version = {}",
+            "{};\nDELETE FROM {} WHERE version = {}",
+            self.fence_sql(),
             self.t("migrations"),
             quote_literal(version)
         )
     }
 
+    /// SQL that fails unless this session holds the runner lock of this
+    /// state schema (see [`crate::lock`]); every state write starts with it.
+    pub fn fence_sql(&self) -> String {
+        crate::lock::fence_sql(crate::lock::lock_key(&self.schema))
+    }
+
     /// SQL that marks a step done; run inside the step's transaction for
-    /// transactional steps.
+    /// transactional steps, after the fence.
+    ///
+    /// The `done` row is inserted, never upserted: an earlier `running` or
+    /// `failed` row of the step is deleted first (keeping its start time),
+    /// while an earlier `done` row stays and makes the `INSERT` fail with a
+    /// primary-key violation. A second runner that ran the same step
+    /// therefore cannot commit it: its insert waits for the first runner's
+    /// transaction and then conflicts with its row.
     pub fn step_done_sql(
         &self,
         version: &str,
@@ -349,11 +373,14 @@ impl State {
         tries: usize,
     ) -> String {
         format!(
-            "INSERT INTO {t} (version, direction, step, kind, sql, status, tries, finished_at, duration_ms) \
-             VALUES ({v}, {d}, {step}, {k}, {s}, 'done', {tries}, now(), 0) \
-             ON CONFLICT (version, direction, step) DO UPDATE SET status = 'done', tries = {tries}, \
-                 error = NULL, finished_at = now(), \
-                 duration_ms = (extract(epoch FROM now() - {t}.started_at) * 1000)::bigint",
+            "{fence};\n\
+             WITH earlier AS (DELETE FROM {t} WHERE version = {v} AND direction = {d} AND step = {step} \
+                 AND status <> 'done' RETURNING started_at) \
+             INSERT INTO {t} (version, direction, step, kind, sql, status, tries, started_at, finished_at, duration_ms) \
+             SELECT {v}, {d}, {step}, {k}, {s}, 'done', {tries}, started, clock_timestamp(), \
+                 (extract(epoch FROM clock_timestamp() - started) * 1000)::bigint \
+             FROM (SELECT coalesce((SELECT min(started_at) FROM earlier), now()) AS started) AS e",
+            fence = self.fence_sql(),
             t = self.t("steps"),
             v = quote_literal(version),
             d = quote_literal(direction),
@@ -373,19 +400,23 @@ impl State {
         sql: &str,
     ) -> Result<(), EngineError> {
         let step = step as i32;
-        client
+        self.fence(client, "recording the step start").await?;
+        let n = client
             .execute(
                 &format!(
-                    "INSERT INTO {} (version, direction, step, kind, sql, status) \
+                    "INSERT INTO {t} (version, direction, step, kind, sql, status) \
                      VALUES ($1, $2, $3, $4, $5, 'running') \
                      ON CONFLICT (version, direction, step) DO UPDATE SET status = 'running', \
-                         error = NULL, started_at = now()",
-                    self.t("steps")
+                         error = NULL, started_at = now() WHERE {t}.status <> 'done'",
+                    t = self.t("steps")
                 ),
                 &[&version, &direction, &step, &kind, &sql],
             )
             .await
             .map_err(|e| EngineError::db("recording the step start", e))?;
+        if n == 0 {
+            return Err(already_done(version, step));
+        }
         Ok(())
     }
 
@@ -404,14 +435,17 @@ impl State {
         error: &str,
     ) -> Result<(), EngineError> {
         let (step, tries) = (step as i32, tries as i32);
+        self.fence(client, "recording the step failure").await?;
+        // A `done` row is never overwritten: it belongs to a run that
+        // committed the step.
         client
             .execute(
                 &format!(
-                    "INSERT INTO {} (version, direction, step, kind, sql, status, tries, error) \
+                    "INSERT INTO {t} (version, direction, step, kind, sql, status, tries, error) \
                      VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7) \
                      ON CONFLICT (version, direction, step) DO UPDATE SET status = 'failed', \
-                         tries = EXCLUDED.tries, error = EXCLUDED.error",
-                    self.t("steps")
+                         tries = EXCLUDED.tries, error = EXCLUDED.error WHERE {t}.status <> 'done'",
+                    t = self.t("steps")
                 ),
                 &[&version, &direction, &step, &kind, &sql, &tries, &error],
             )
@@ -425,7 +459,7 @@ impl State {
         client
             .execute(
                 &format!(
-                    "UPDATE {} SET status = $2, error = $3 WHERE version = $1",
+                    "UPDATE {} SET status = $2, error = $3 WHERE version = $1 AND status <> 'applied'",
                     self.t("migrations")
                 ),
                 &[&version, &status, &error],
@@ -433,6 +467,82 @@ impl State {
             .await
             .map_err(|e| EngineError::db("recording the migration failure", e))?;
         Ok(())
+    }
+
+    /// Writes `error` on a step's row without changing its status (an
+    /// autocommit step whose outcome is unknown stays `running`).
+    pub async fn note_error(
+        &self,
+        client: &Client,
+        version: &str,
+        direction: &str,
+        step: usize,
+        error: &str,
+    ) -> Result<(), EngineError> {
+        self.fence(client, "recording the step's error").await?;
+        let step = step as i32;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET error = $4 WHERE version = $1 AND direction = $2 AND step = $3",
+                    self.t("steps")
+                ),
+                &[&version, &direction, &step, &error],
+            )
+            .await
+            .map_err(|e| EngineError::db("recording the step's error", e))?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET error = $2 WHERE version = $1 AND status <> 'applied'",
+                    self.t("migrations")
+                ),
+                &[&version, &error],
+            )
+            .await
+            .map_err(|e| EngineError::db("recording the migration's error", e))?;
+        Ok(())
+    }
+
+    /// Records that an operator decided an uncertain step's outcome: `done`
+    /// (it took effect), or `failed` so that the next `migrate` runs it
+    /// again. Refuses a step already recorded `done`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn resolve_step(
+        &self,
+        client: &Client,
+        version: &str,
+        step: usize,
+        kind: &str,
+        sql: &str,
+        applied: bool,
+    ) -> Result<(), EngineError> {
+        if applied {
+            let done = self.step_done_sql(version, "up", step, kind, sql, 1);
+            let result = client
+                .batch_execute(&format!("BEGIN; {done}; COMMIT"))
+                .await;
+            if result.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            return result.map_err(|e| {
+                if sqlstate(&e).as_deref() == Some("23505") {
+                    return already_done(version, step as i32);
+                }
+                fence_error("recording the step as done", e)
+            });
+        }
+        self.fail(
+            client,
+            version,
+            "up",
+            step,
+            kind,
+            sql,
+            0,
+            "recorded as not applied by `lull mark-applied --not-applied`; the next run runs it again",
+        )
+        .await
     }
 
     /// Records a migration as applied without running it.
@@ -443,6 +553,8 @@ impl State {
         name: &str,
         checksum: &str,
     ) -> Result<(), EngineError> {
+        self.fence(client, "recording the migration as applied")
+            .await?;
         client
             .execute(
                 &format!(
@@ -506,6 +618,39 @@ impl State {
             .await
             .map_err(|e| EngineError::db("queueing the pending index", e))?;
         Ok(())
+    }
+}
+
+/// A step's `done` row already exists: another run committed the step.
+fn already_done(version: &str, step: i32) -> EngineError {
+    EngineError::Other {
+        message: format!(
+            "migration {version} step {step} is already recorded as done by another lull run"
+        ),
+        hint: Some(
+            "run `lull status` to see where the migration stands; nothing was applied twice".into(),
+        ),
+        kind: ErrorKind::Refused,
+    }
+}
+
+/// The error of a failed fence, or of the query that ran it.
+pub(crate) fn fence_error(doing: &str, e: tokio_postgres::Error) -> EngineError {
+    if sqlstate(&e).as_deref() == Some(crate::lock::LOST_LOCK_SQLSTATE) {
+        return lost_lock();
+    }
+    EngineError::db(doing, e)
+}
+
+/// This runner's session no longer holds the runner lock.
+pub(crate) fn lost_lock() -> EngineError {
+    EngineError::Other {
+        message: "this lull run lost its runner lock, so it stopped before its next commit".into(),
+        hint: Some(
+            "another runner may have taken over; run `lull status`, then `lull migrate` again"
+                .into(),
+        ),
+        kind: ErrorKind::Failed,
     }
 }
 

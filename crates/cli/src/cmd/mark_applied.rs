@@ -1,4 +1,5 @@
-//! `lull mark-applied`: record a migration as applied without running it.
+//! `lull mark-applied`: record a migration (or one uncertain step of it)
+//! as applied without running it.
 
 use std::process::ExitCode;
 
@@ -15,17 +16,35 @@ use crate::error::CliResult;
 /// `lull indexes build` in tonight's window, or a change already made by
 /// hand. The file's checksum is recorded, so later edits are still caught.
 ///
-/// Exit codes: 0 recorded (or already applied); 2 unknown version or no
-/// connection; 3 another runner holds the lock.
+/// With --step, settles one step whose outcome lull could not know: a
+/// statement outside a transaction that a killed run had started (lull
+/// stops instead of running it twice and names this command). Check the
+/// database, then record the step as done (--step N), or as not applied
+/// (--step N --not-applied) so that the next `lull migrate` runs it again.
 ///
-/// Example:
+/// Exit codes: 0 recorded (or already applied); 2 unknown version or no
+/// connection; 3 another runner holds the lock, or the step cannot be
+/// settled (never started, already done).
+///
+/// Examples:
 ///   lull mark-applied 20240101120000
+///   lull mark-applied 20240101120000 --step 2
+///   lull mark-applied 20240101120000 --step 2 --not-applied
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The version to record.
     #[arg(value_name = "VERSION")]
     migration: String,
+
+    /// Settle only this step (1-based, as `lull status` numbers them).
+    #[arg(long, value_name = "N")]
+    step: Option<usize>,
+
+    /// With --step: the step did not take effect; the next `lull migrate`
+    /// runs it again.
+    #[arg(long, requires = "step")]
+    not_applied: bool,
 
     #[command(flatten)]
     dir: DirArgs,
@@ -39,6 +58,28 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
     let opts = setup.options(global, &args.run)?;
     let runner = Runner::new(opts);
+    if let Some(step) = args.step {
+        runtime()?
+            .block_on(runner.resolve_step(
+                &setup.migrations,
+                &args.migration,
+                step,
+                !args.not_applied,
+            ))
+            .map_err(engine_error)?;
+        if args.not_applied {
+            eprintln!(
+                "recorded {} step {step} as not applied; `lull migrate` runs it again",
+                args.migration
+            );
+        } else {
+            eprintln!(
+                "recorded {} step {step} as done (nothing was run)",
+                args.migration
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let recorded = runtime()?
         .block_on(runner.mark_applied(&setup.migrations, &args.migration))
         .map_err(engine_error)?;

@@ -69,7 +69,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     match result {
         Ok(summary) => {
             if args.format == Format::Json {
-                let line = serde_json::json!({ "event": "done", "applied": summary.versions, "warnings": summary.warnings, "elapsed": summary.elapsed.as_millis() as u64 });
+                let line = serde_json::json!({ "event": "done", "applied": summary.versions, "warnings": summary.warnings, "elapsed": summary.elapsed.as_millis() as u64, "lock_wait": summary.lock_wait.as_millis() as u64 });
                 println!("{line}");
             } else if summary.versions.is_empty() {
                 eprintln!(

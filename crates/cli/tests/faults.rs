@@ -1,0 +1,415 @@
+//! The fault matrix: each way a run can be interrupted or raced, through
+//! the CLI against a real PostgreSQL, asserting for each the data (a
+//! counter column that proves each step ran exactly once), lull's state,
+//! `lull status`, and that a re-run completes.
+//!
+//! Windows are made with `pg_sleep` and held locks on tiny tables, never
+//! with big data; every wait is for an observable state with a wide limit,
+//! so the tests are about behaviour, not speed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use lull_sandbox::testing::TestDb;
+
+/// A project directory with `migrations/`, a database, and a table
+/// `counter` whose single row `n` the migrations bump.
+struct Project {
+    dir: tempfile::TempDir,
+    db: TestDb,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        let p = Project {
+            dir,
+            db: TestDb::new(),
+        };
+        p.sql("create table counter (id int primary key, n int not null); insert into counter values (1, 0)");
+        p
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, sql: &str) -> PathBuf {
+        let path = self.path().join("migrations").join(name);
+        std::fs::write(&path, sql).unwrap();
+        path
+    }
+
+    fn lull(&self) -> Command {
+        let mut cmd = Command::cargo_bin("lull").unwrap();
+        cmd.current_dir(self.path())
+            .env_remove("LULL_ENV")
+            .env("DATABASE_URL", self.db.url())
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.lull().args(args).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("lull"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("LULL_ENV")
+            .env("DATABASE_URL", self.db.url())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn client(&self) -> postgres::Client {
+        self.db.client()
+    }
+
+    fn sql(&self, sql: &str) {
+        self.client().batch_execute(sql).unwrap();
+    }
+
+    fn scalar_i64(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+
+    fn counter(&self) -> i64 {
+        self.scalar_i64("SELECT n::bigint FROM counter WHERE id = 1")
+    }
+
+    fn statuses(&self) -> Vec<(String, String)> {
+        self.client()
+            .query(
+                "SELECT version, status FROM lull.migrations ORDER BY version",
+                &[],
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    /// `(step, status)` of a migration's up steps.
+    fn steps(&self, version: &str) -> Vec<(i32, String)> {
+        self.client()
+            .query(
+                "SELECT step, status FROM lull.steps WHERE version = $1 AND direction = 'up' ORDER BY step",
+                &[&version],
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    /// Waits until `sql` returns true, or panics after `limit`.
+    fn wait_until(&self, sql: &str, limit: Duration) {
+        let start = Instant::now();
+        let mut client = self.client();
+        loop {
+            let ok: bool = client.query_one(sql, &[]).unwrap().get(0);
+            if ok {
+                return;
+            }
+            assert!(start.elapsed() < limit, "timed out waiting for: {sql}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `lull status` succeeds and shows every migration applied; a further
+    /// `migrate` has nothing to do.
+    fn assert_settled(&self) {
+        let out = self.run(&["status"]);
+        let text = text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("pending") && !text.contains("failed") && !text.contains("running"),
+            "{text}"
+        );
+        let out = self.run(&["migrate"]);
+        let text = self::text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("nothing to apply"), "{text}");
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kill9(child: &mut Child) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// A session holding `lock_sql`'s locks (or snapshot) in an open
+/// transaction until told to stop.
+fn hold(url: &str, lock_sql: &str) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client.batch_execute("BEGIN").unwrap();
+    client.batch_execute(lock_sql).unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let handle = thread::spawn(move || {
+        let _ = rx.recv();
+        let _ = client.batch_execute("COMMIT");
+    });
+    (tx, handle)
+}
+
+/// True while a lull session of this database runs `pg_sleep`.
+const LULL_SLEEPING: &str = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' \
+     AND application_name LIKE 'lull%' AND datname = current_database() AND pid <> pg_backend_pid())";
+
+/// The backend holding the runner lock (an advisory lock in this database).
+const TERMINATE_LOCK_HOLDER: &str = "SELECT pg_terminate_backend(pid) FROM pg_locks \
+     WHERE locktype = 'advisory' AND granted \
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// True once a CONCURRENTLY build waits for an open snapshot.
+const WAITING_FOR_SNAPSHOTS: &str = "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index \
+     WHERE phase = 'waiting for old snapshots' AND datname = current_database())";
+
+// ---------------------------------------------------------------------------
+// Defect 1: the runner lock fences the work.
+
+/// The session holding the runner lock is terminated mid-step and a second
+/// runner starts at once: the first must not commit without the lock, so
+/// the step runs exactly once.
+#[test]
+fn terminated_lock_session_fences_the_step() {
+    let p = Project::new();
+    p.write(
+        "001_bump.sql",
+        "update counter set n = n + 1;\nselect pg_sleep(4);\n",
+    );
+    let first = p.spawn(&["migrate"]);
+    p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+    p.sql(TERMINATE_LOCK_HOLDER);
+    let second = p.spawn(&["migrate", "--lock-wait", "60s"]);
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        !first.status.success(),
+        "a run that lost its lock must not report success: {}",
+        text(&first)
+    );
+    assert_eq!(p.counter(), 1, "{}\n---\n{}", text(&first), text(&second));
+    assert_eq!(p.statuses(), [("001".into(), "applied".into())]);
+    assert_eq!(p.steps("001"), [(1, "done".into())]);
+    p.assert_settled();
+    assert_eq!(p.counter(), 1);
+}
+
+/// The server ends idle sessions after a second: a run whose step takes
+/// longer keeps its lock (a second runner waits instead of applying the
+/// step again), also while an index builds on another connection and the
+/// work session sits idle.
+#[test]
+fn idle_session_timeout_does_not_take_the_lock_away() {
+    let p = Project::new();
+    p.sql(&format!(
+        "create table t (a int); insert into t select generate_series(1, 100);\
+         ALTER DATABASE \"{}\" SET idle_session_timeout = '1s'",
+        p.db.name()
+    ));
+    p.write(
+        "001_bump.sql",
+        "update counter set n = n + 1;\nselect pg_sleep(4);\n",
+    );
+    p.write(
+        "002_index.sql",
+        "create index t_a on t (a);\nupdate counter set n = n + 10;\n",
+    );
+    let first = p.spawn(&["migrate", "--to", "001"]);
+    p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+    // Past the server's idle timeout, while the first run still sleeps.
+    thread::sleep(Duration::from_millis(1500));
+    let second = p.spawn(&["migrate", "--to", "001", "--lock-wait", "60s"]);
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(p.counter(), 1, "{}\n---\n{}", text(&first), text(&second));
+
+    // An open snapshot keeps the build waiting well past the idle timeout.
+    let (release, handle) = hold(
+        p.db.url(),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t",
+    );
+    let run = p.spawn(&["migrate"]);
+    p.wait_until(WAITING_FOR_SNAPSHOTS, Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(2500));
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    let run = run.wait_with_output().unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(p.counter(), 11);
+    p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// Defect 2: autocommit statements of a killed run.
+
+/// A `-- lull:no-transaction` UPDATE is killed with its runner: the
+/// server cancels the orphan (client_connection_check_interval), and the
+/// re-run does not run the statement blindly a second time: it stops,
+/// names the statement and how to settle it. Settled as not applied, the
+/// next run applies it once.
+#[test]
+fn killed_autocommit_dml_is_never_rerun_blindly() {
+    let p = Project::new();
+    p.write(
+        "001_bump.sql",
+        "-- lull:no-transaction\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\n",
+    );
+    let mut child = p.spawn(&["migrate"]);
+    p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+    kill9(&mut child);
+    let out = p.run(&["migrate", "--lock-wait", "30s"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{msg}");
+    assert!(msg.contains("cannot know whether it took effect"), "{msg}");
+    assert!(msg.contains("update counter set n = n + 1"), "{msg}");
+    assert!(msg.contains("lull mark-applied 001 --step 1"), "{msg}");
+    // The re-run waited for the orphan, which the server cancelled.
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(6)%' AND pid <> pg_backend_pid()"
+        ),
+        0
+    );
+    assert_eq!(p.counter(), 0);
+    assert_eq!(p.steps("001"), [(1, "running".into())]);
+    let status = p.run(&["status"]);
+    assert!(text(&status).contains("running"), "{}", text(&status));
+
+    let out = p.run(&["mark-applied", "001", "--step", "1", "--not-applied"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+    assert_eq!(p.counter(), 1);
+}
+
+/// The operator checked that the killed statement did take effect: the
+/// step is recorded done and the rest of the migration runs.
+#[test]
+fn uncertain_step_marked_done_is_not_run_again() {
+    let p = Project::new();
+    p.write(
+        "001_bump.sql",
+        "-- lull:no-transaction\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\nupdate counter set n = n + 10;\n",
+    );
+    let mut child = p.spawn(&["migrate"]);
+    p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+    kill9(&mut child);
+    let out = p.run(&["migrate", "--lock-wait", "30s"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // As if the statement had finished: the operator applies it by hand.
+    p.sql("update counter set n = n + 1");
+    // A step that never started cannot be settled.
+    let out = p.run(&["mark-applied", "001", "--step", "2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("never started"), "{}", text(&out));
+    let out = p.run(&["mark-applied", "001", "--step", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 11);
+    p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: smaller defects.
+
+/// The work connection is terminated mid-step: the run fails clearly and
+/// records the failure (it is not left `running` without an error); the
+/// re-run applies the step once.
+#[test]
+fn lost_work_connection_records_the_failure() {
+    let p = Project::new();
+    p.write(
+        "001_bump.sql",
+        "update counter set n = n + 1;\nselect pg_sleep(4);\n",
+    );
+    let run = p.spawn(&["migrate"]);
+    p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+    p.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' \
+           AND application_name LIKE 'lull%' AND datname = current_database() AND pid <> pg_backend_pid()");
+    let out = run.wait_with_output().unwrap();
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("connection to the server was lost"), "{msg}");
+    assert_eq!(p.counter(), 0);
+    assert_eq!(p.statuses(), [("001".into(), "failed".into())]);
+    let error: Option<String> = p
+        .client()
+        .query_one("SELECT error FROM lull.steps WHERE version = '001'", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        error.unwrap_or_default().contains("connection"),
+        "step error recorded"
+    );
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}
+
+/// The runner lock of schema `lull`, as `lull_engine::lock::lock_key`
+/// derives it, so a test can hold it the way another runner does.
+const RUNNER_LOCK_KEY: &str =
+    "('x' || substr(encode(sha256('lull runner lock lull'), 'hex'), 1, 16))::bit(64)::bigint";
+
+/// `migrate --format json` counts the wait for another runner's lock in
+/// `elapsed` and reports it as `lock_wait`.
+#[test]
+fn json_elapsed_includes_the_runner_lock_wait() {
+    let p = Project::new();
+    p.write("001_bump.sql", "update counter set n = n + 1;\n");
+    let mut holder = p.client();
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({RUNNER_LOCK_KEY})"))
+        .unwrap();
+    let run = p.spawn(&["migrate", "--lock-wait", "60s", "--format", "json"]);
+    p.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' \
+           AND datname = current_database() AND query LIKE '%pg_try_advisory_lock%')",
+        Duration::from_secs(60),
+    );
+    thread::sleep(Duration::from_millis(1500));
+    drop(holder);
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let done: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or_else(|| panic!("no done line in {stdout}"));
+    let lock_wait = done["lock_wait"].as_u64().expect("lock_wait");
+    let elapsed = done["elapsed"].as_u64().expect("elapsed");
+    assert!(lock_wait >= 1000, "{done}");
+    assert!(elapsed >= lock_wait, "{done}");
+    assert_eq!(p.counter(), 1);
+}
