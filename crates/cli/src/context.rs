@@ -59,16 +59,26 @@ impl GlobalArgs {
         }
     }
 
-    /// The database URL: `--database-url` / `DATABASE_URL`, else the config.
+    /// The database URL: `--database-url` / `DATABASE_URL`, else the config,
+    /// else (when `PGHOST`, `PGDATABASE`, ... say where) an empty string:
+    /// libpq's environment and defaults alone. Whatever it is, the `PG*`
+    /// variables fill in what it leaves out, as for `psql`.
     pub fn database_url(&self, config: &Config) -> Result<String, CliError> {
         self.database_url
             .clone()
             .filter(|u| !u.trim().is_empty())
             .or_else(|| config.settings.database_url.clone())
+            .or_else(|| {
+                lull_engine::libpq::LOCATION_ENV
+                    .iter()
+                    .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+                    .then(String::new)
+            })
             .ok_or_else(|| {
                 CliError::new("no database to connect to").hint(
-                    "pass --database-url, set DATABASE_URL, or set database_url in lull.toml \
-                     (try `lull sandbox start` and `--database-url \"$(lull sandbox url)\"`)",
+                    "pass --database-url, set DATABASE_URL or PGHOST/PGDATABASE/..., or set \
+                     database_url in lull.toml (try `lull sandbox start` and \
+                     `--database-url \"$(lull sandbox url)\"`)",
                 )
             })
     }

@@ -1,58 +1,237 @@
-//! Connecting to PostgreSQL: TLS through rustls, `sslmode` as libpq reads
-//! it, and errors that name the server without its password.
+//! Connecting to PostgreSQL the way libpq does, through rustls, with
+//! errors that name the server without its password.
 //!
-//! `sslmode=disable` never uses TLS; `prefer` (the default) and `require`
-//! encrypt without checking the certificate, as libpq does;
-//! `verify-ca` and `verify-full` check it against the Mozilla roots
-//! (webpki-roots).
+//! The connection string, the `PG*` environment, the password file and
+//! the TLS rules are read by [`crate::libpq`]; this module tries each
+//! server it names in turn: Unix sockets never use TLS (libpq ignores
+//! `sslmode` there), `prefer` falls back to plaintext when TLS fails,
+//! `allow` tries plaintext first, `require` and the verifying modes
+//! encrypt or fail. The chain is checked against the root file (or the
+//! system's roots for `sslrootcert=system`) whenever one is there, the host
+//! name only for `verify-full`.
 
 use std::sync::Arc;
 
 use lull_config::redact_url;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::config::{SslMode as PgSslMode, SslNegotiation};
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{pg_message, EngineError};
+use crate::libpq::{self, Machine, Resolved, Roots, SslMode, Target, TlsSettings};
 
 /// The `application_name` lull's sessions show in `pg_stat_activity`
 /// unless the connection string sets one.
 pub const APPLICATION_NAME: &str = "lull";
 
+const CONNECT_HINT: &str = "check that the server is running and reachable, and the connection \
+     in --database-url / DATABASE_URL or the PG* environment (user, password, host, port, \
+     database, sslmode)";
+
 /// Opens a connection and drives it on the tokio runtime. `role` says what
 /// the connection is for (`lull`, `lull index build`, ...) and becomes its
-/// `application_name` unless the URL already names one.
+/// `application_name` unless the connection string (or `PGAPPNAME`) names
+/// one. An empty `url` connects by the `PG*` environment and libpq's
+/// defaults alone.
 pub async fn connect(url: &str, role: &str) -> Result<Client, EngineError> {
-    let (text, verify) = normalize_sslmode(url);
-    let mut config: tokio_postgres::Config = text.parse().map_err(|e| EngineError::Connect {
-        url: redact_url(url),
-        message: format!("invalid connection string: {}", pg_message(&e)),
-        hint: "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
+    let resolved = libpq::resolve(url, &Machine::current()).map_err(|e| EngineError::Connect {
+        url: shown(url),
+        message: format!("invalid connection string: {e}"),
+        hint: "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=... or as \
+               host=... port=... keywords (see the libpq documentation)"
+            .into(),
     })?;
-    if config.get_application_name().is_none() {
-        config.application_name(role);
+    let mut failures = Vec::new();
+    for target in &resolved.targets {
+        match connect_target(&resolved, target, role).await {
+            Ok(client) => {
+                session_guards(&client).await?;
+                return Ok(client);
+            }
+            Err(failure) => failures.push(failure),
+        }
     }
+    let mut hint = failures
+        .iter()
+        .rev()
+        .find_map(|f| f.hint.clone())
+        .unwrap_or_else(|| CONNECT_HINT.to_string());
+    for note in &resolved.notes {
+        hint.push_str("; note: ");
+        hint.push_str(note);
+    }
+    let message = if failures.len() == 1 {
+        failures.remove(0).message
+    } else {
+        failures
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(EngineError::Connect {
+        url: shown(url),
+        message,
+        hint,
+    })
+}
+
+/// What a message may show of a connection string.
+fn shown(url: &str) -> String {
+    if url.trim().is_empty() {
+        "the server named by the PG* environment".to_string()
+    } else {
+        redact_url(url)
+    }
+}
+
+struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+async fn connect_target(r: &Resolved, t: &Target, role: &str) -> Result<Client, Failure> {
+    let fail = |message: String, hint: Option<String>| Failure {
+        message: format!("{}: {message}", t.describe()),
+        hint,
+    };
+    let mut config = base_config(r, t, role).map_err(|m| fail(m, None))?;
+    if t.is_unix() {
+        // libpq: "sslmode is ignored for Unix domain socket communication".
+        config.ssl_mode(PgSslMode::Disable);
+        return open(&config, &r.tls)
+            .await
+            .map_err(|e| classify(&e, &r.tls, t, fail));
+    }
+    if r.tls.mode == SslMode::VerifyFull && t.host.is_empty() {
+        return Err(fail(
+            "sslmode=verify-full needs a host name to check the certificate against, and \
+             only hostaddr is given"
+                .into(),
+            Some("add host=NAME (the name on the server's certificate) beside hostaddr".into()),
+        ));
+    }
+    if r.tls.direct {
+        config.ssl_negotiation(SslNegotiation::Direct);
+    }
+    let attempts: &[PgSslMode] = match r.tls.mode {
+        SslMode::Disable => &[PgSslMode::Disable],
+        SslMode::Allow => &[PgSslMode::Disable, PgSslMode::Require],
+        SslMode::Prefer => &[PgSslMode::Prefer, PgSslMode::Disable],
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => &[PgSslMode::Require],
+    };
+    let mut last = None;
+    for (i, mode) in attempts.iter().enumerate() {
+        config.ssl_mode(*mode);
+        match open(&config, &r.tls).await {
+            Ok(client) => return Ok(client),
+            Err(e) => {
+                // libpq retries the other way only when the server was
+                // reached: a refused TLS handshake or a rejected login.
+                let reached = e.reached_server();
+                last = Some(e);
+                if !reached || i + 1 == attempts.len() {
+                    break;
+                }
+            }
+        }
+    }
+    let e = last.expect("at least one attempt");
+    Err(classify(&e, &r.tls, t, fail))
+}
+
+fn base_config(r: &Resolved, t: &Target, role: &str) -> Result<tokio_postgres::Config, String> {
+    let text = r
+        .passthrough
+        .iter()
+        .map(|(k, v)| format!("{k}={}", libpq::quote(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut config: tokio_postgres::Config = text
+        .parse()
+        .map_err(|e| format!("invalid connection string: {}", pg_message(&e)))?;
+    config.user(&r.user).dbname(&r.dbname);
+    config.application_name(r.application_name.as_deref().unwrap_or(role));
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let tls = MakeRustlsConnect::new(tls_config(verify));
+    if t.is_unix() {
+        config.host_path(&t.host);
+    } else {
+        match (&t.host, t.hostaddr) {
+            (h, Some(addr)) if h.is_empty() => {
+                config.host(addr.to_string()).hostaddr(addr);
+            }
+            (h, Some(addr)) => {
+                config.host(h).hostaddr(addr);
+            }
+            (h, None) => {
+                config.host(h);
+            }
+        }
+    }
+    config.port(t.port);
+    if let Some(pw) = &t.password {
+        config.password(pw);
+    }
+    Ok(config)
+}
+
+/// Why one attempt failed: the driver's error, or TLS files lull could
+/// not use (nothing was sent to the server then).
+enum OpenError {
+    Driver(tokio_postgres::Error),
+    TlsFiles(String),
+}
+
+impl OpenError {
+    /// Whether the server was reached: a refused TLS handshake or a
+    /// rejected login (libpq then retries the other way for allow/prefer).
+    fn reached_server(&self) -> bool {
+        match self {
+            OpenError::Driver(e) => {
+                let text = pg_message(e);
+                e.as_db_error().is_some() || text.contains("TLS") || text.contains("certificate")
+            }
+            OpenError::TlsFiles(_) => false,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            OpenError::Driver(e) => pg_message(e),
+            OpenError::TlsFiles(m) => m.clone(),
+        }
+    }
+}
+
+async fn open(config: &tokio_postgres::Config, tls: &TlsSettings) -> Result<Client, OpenError> {
+    if config.get_ssl_mode() == PgSslMode::Disable {
+        // No TLS connector at all: tokio-postgres asks it for a server
+        // name even when it will not use it, which a socket path is not.
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(OpenError::Driver)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        return Ok(client);
+    }
+    let rustls = client_config(tls).map_err(OpenError::TlsFiles)?;
     let (client, connection) = config
-        .connect(tls)
+        .connect(MakeRustlsConnect::new(rustls))
         .await
-        .map_err(|e| EngineError::Connect {
-            url: redact_url(url),
-            message: pg_message(&e),
-            hint: "check that the server is running and reachable, and the URL in \
-               --database-url / DATABASE_URL (user, password, host, port, database)"
-                .into(),
-        })?;
+        .map_err(OpenError::Driver)?;
     tokio::spawn(async move {
         // The error surfaces on the next query as "connection closed".
         let _ = connection.await;
     });
-    session_guards(&client).await?;
     Ok(client)
 }
 
@@ -81,38 +260,187 @@ pub async fn session_guards(client: &Client) -> Result<(), EngineError> {
         .map_err(|e| EngineError::db("setting lull's session guards", e))
 }
 
-/// tokio-postgres knows `disable`, `prefer` and `require`; the verifying
-/// modes become `require` plus certificate checks on our side.
-fn normalize_sslmode(url: &str) -> (String, bool) {
-    for mode in ["verify-full", "verify-ca"] {
-        let key = format!("sslmode={mode}");
-        if url.contains(&key) {
-            return (url.replace(&key, "sslmode=require"), true);
-        }
-    }
-    (url.to_string(), false)
+fn classify(
+    e: &OpenError,
+    tls: &TlsSettings,
+    t: &Target,
+    fail: impl Fn(String, Option<String>) -> Failure,
+) -> Failure {
+    let message = e.message();
+    let hint = if message.contains("not valid for name") || message.contains("NotValidForName") {
+        Some(format!(
+            "the server's certificate does not name \"{}\" (sslmode=verify-full checks the host \
+             name): connect with the name on the certificate, or use sslmode=verify-ca",
+            t.host
+        ))
+    } else if message.contains("UnknownIssuer") || message.contains("invalid peer certificate") {
+        Some(format!(
+            "the server's certificate does not lead to a trusted root{}: give the CA that signed it \
+             with sslrootcert=FILE (or PGSSLROOTCERT)",
+            match &tls.roots {
+                Roots::File(f) => format!(" in {}", f.display()),
+                Roots::System => " of the system".to_string(),
+                Roots::None => String::new(),
+            }
+        ))
+    } else if message.contains("does not support TLS") {
+        Some(format!(
+            "sslmode={} needs a server with ssl = on; turn TLS on at the server, or choose \
+             sslmode=prefer or disable",
+            tls.mode.as_str()
+        ))
+    } else if message.contains("password authentication failed")
+        || message.contains("password missing")
+        || message.contains("no password")
+    {
+        Some(
+            "check the password: in the connection string, PGPASSWORD, or a line of the \
+             password file (PGPASSFILE, else ~/.pgpass, mode 0600) for this host, port, \
+             database and user"
+                .into(),
+        )
+    } else {
+        None
+    };
+    fail(message, hint)
 }
 
-fn tls_config(verify: bool) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls configuration for one connection's TLS settings.
+fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    if verify {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder
+    let builder = match &tls.roots {
+        Roots::None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))),
+        roots => {
+            let store = root_store(roots)?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                .build()
+                .map_err(|e| format!("cannot use the root certificates: {e}"))?;
+            if tls.check_host {
+                builder.with_webpki_verifier(webpki)
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+            }
+        }
+    };
+    let mut config = match &tls.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!("cannot read the client certificate {}: {e}", cert.display())
+                })?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("cannot use the client certificate {}: {e}", cert.display()))?
+        }
+    };
+    config.enable_sni = tls.sni;
+    if tls.direct {
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+    }
+    Ok(config)
+}
+
+fn root_store(roots: &Roots) -> Result<rustls::RootCertStore, String> {
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        Roots::None => {}
+        Roots::File(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!("cannot read the root certificates {}: {e}", path.display())
+                })?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "no usable certificate in the root file {} (sslrootcert)",
+                    path.display()
+                ));
+            }
+        }
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(
+                    "sslrootcert=system, but no trusted roots were found on this system \
+                     (install ca-certificates, or set SSL_CERT_FILE)"
+                        .into(),
+                );
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// `verify-ca`, and `require`/`prefer` with a root file: the chain must
+/// lead to a trusted root, the name on the certificate is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain before the name, so a name error means
+        // the chain is good.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
-/// libpq's `sslmode=require`: encrypt, but accept any certificate (the
-/// handshake signatures are still checked, so the session is encrypted to
-/// whoever holds the certificate's key).
+/// libpq's `sslmode=require` without a root file: encrypt, but accept any
+/// certificate (the handshake signatures are still checked, so the session
+/// is encrypted to whoever holds the certificate's key).
 #[derive(Debug)]
 struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
 
@@ -262,19 +590,25 @@ mod tests {
     }
 
     #[test]
-    fn verifying_modes_become_require() {
-        let (u, v) = normalize_sslmode("postgres://h/db?sslmode=verify-full");
-        assert_eq!(u, "postgres://h/db?sslmode=require");
-        assert!(v);
-        let (u, v) = normalize_sslmode("postgres://h/db?sslmode=require");
-        assert_eq!(u, "postgres://h/db?sslmode=require");
-        assert!(!v);
+    fn tls_configs_build() {
+        let tls = TlsSettings {
+            mode: SslMode::Require,
+            roots: Roots::None,
+            check_host: false,
+            client_cert: None,
+            sni: true,
+            direct: false,
+        };
+        client_config(&tls).unwrap();
     }
 
     #[test]
-    fn tls_configs_build() {
-        tls_config(true);
-        tls_config(false);
+    fn a_root_file_without_certificates_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("root.crt");
+        std::fs::write(&f, "not a certificate\n").unwrap();
+        let e = root_store(&Roots::File(f)).unwrap_err();
+        assert!(e.contains("no usable certificate"), "{e}");
     }
 
     #[tokio::test]
@@ -285,5 +619,15 @@ mod tests {
         assert!(msg.contains("127.0.0.1:1"), "{msg}");
         assert!(!msg.contains("s3cret"), "{msg}");
         assert!(err.hint().unwrap().contains("DATABASE_URL"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_connection_string_is_refused_before_connecting() {
+        let err = connect("postgres://h/db?sslmode=bogus&password=s3cret", "lull")
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("invalid sslmode"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
     }
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod executor;
 pub mod index_build;
+pub mod libpq;
 pub mod lock;
 pub mod plan;
 pub mod runner;

@@ -107,11 +107,21 @@ pub struct Options {
     /// Keep running after this process ends (no guardian). Stop it later
     /// with [`SandboxState::stop`].
     pub detached: bool,
-    /// Extra server settings (`-c name=value`).
+    /// Extra server settings (`-c name=value`). A relative file name
+    /// (`ssl_cert_file=server.crt`) is found in the data directory, where
+    /// [`Options::data_files`] go.
     pub settings: Vec<(String, String)>,
     /// The PostgreSQL major to run; when `None`, `LULL_PG_VERSION`, else
     /// whatever this machine has (see [`crate::find_bindir`]).
     pub pg_version: Option<u32>,
+    /// Files written into the data directory after initdb, owned by the
+    /// server user with mode 0600 (e.g. a TLS certificate and key for
+    /// `ssl=on`).
+    pub data_files: Vec<(String, Vec<u8>)>,
+    /// Replaces `pg_hba.conf` (e.g. `hostssl ... cert` lines, or password
+    /// authentication for a role); initdb's trust-everything file when
+    /// `None`.
+    pub hba: Option<String>,
 }
 
 /// What is needed to find, use and stop a running sandbox from another
@@ -192,6 +202,13 @@ impl Sandbox {
         };
         let mut sandbox = Sandbox::prepare(opts.settings, opts.detached, bindir)?;
         sandbox.initdb()?;
+        let data = sandbox.state.root.join("data");
+        let hba = opts
+            .hba
+            .map(|text| ("pg_hba.conf".to_string(), text.into_bytes()));
+        for (name, bytes) in opts.data_files.iter().cloned().chain(hba) {
+            sandbox.write_data_file(&data.join(name), &bytes)?;
+        }
         sandbox.start_on_port(opts.port)?;
         Ok(sandbox)
     }
@@ -248,6 +265,18 @@ impl Sandbox {
             }
         }
         Err(last_err.expect("loop ran"))
+    }
+
+    fn write_data_file(&self, path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
+        use std::os::unix::fs::PermissionsExt;
+        let what = format!("writing {}", path.display());
+        std::fs::write(path, bytes).map_err(io(what.clone()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(what.clone()))?;
+        if let Some(u) = self.run_as {
+            user::chown(path, u).map_err(io(what))?;
+        }
+        Ok(())
     }
 
     /// Replaces the extra server settings used by the next start.

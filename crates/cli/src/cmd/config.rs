@@ -30,13 +30,32 @@ pub struct Args {
 /// Runs `lull config`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let config = global.config()?;
-    let url = global.database_url(&config).ok().map(|u| redact_url(&u));
+    let raw = global.database_url(&config).ok();
+    let url = raw.as_deref().map(|u| {
+        if u.is_empty() {
+            "(from the PG* environment)".to_string()
+        } else {
+            redact_url(u)
+        }
+    });
+    // Where lull would connect, with libpq's environment, defaults and
+    // password file applied (never the password).
+    let connection: Option<Result<Vec<String>, String>> = raw.as_deref().map(|u| {
+        lull_engine::libpq::resolve(u, &lull_engine::libpq::Machine::current())
+            .map(|r| r.summary())
+            .map_err(|e| e.to_string())
+    });
     let file = config.path.as_ref().map(|p| p.display().to_string());
     if args.json {
         let value = serde_json::json!({
             "file": file,
             "env": config.env,
             "database_url": url,
+            "connection": match &connection {
+                Some(Ok(lines)) => serde_json::json!(lines),
+                Some(Err(e)) => serde_json::json!({ "error": e }),
+                None => serde_json::Value::Null,
+            },
             "schema": config.schema(),
             "dir": config.migrations_dir(),
             "runner": config.runner(),
@@ -59,6 +78,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         config.env.as_deref().unwrap_or("(none)")
     );
     println!("database_url: {}", url.as_deref().unwrap_or("(not set)"));
+    match &connection {
+        Some(Ok(lines)) => {
+            for line in lines {
+                println!("connects to:  {line}");
+            }
+        }
+        Some(Err(e)) => println!("connects to:  (invalid: {e})"),
+        None => {}
+    }
     println!("schema:       {}", config.schema());
     println!("dir:          {}", config.migrations_dir().display());
     println!("runner:       {:?}", config.runner());
