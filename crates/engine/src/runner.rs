@@ -318,6 +318,9 @@ impl Runner {
         migrations: &[Migration],
         to: Option<&str>,
     ) -> Result<RunSummary, EngineError> {
+        // Read-only first: a file that does not parse (or a changed applied
+        // file) stops the run before lull creates or locks anything.
+        self.pending(migrations, to).await?;
         let session = self.session(true).await?;
         let result = self.migrate_in(&session, migrations, to).await;
         session.release().await;
