@@ -159,6 +159,9 @@ pub fn fix(files: &[SourceFile], opts: &FixOptions) -> Vec<FileFix> {
     let mut out = Vec::with_capacity(files.len());
     let mut run_new = NewRelations::new();
     for file in files {
+        if !file.runs_with_previous {
+            run_new = NewRelations::new();
+        }
         let findings: Vec<(usize, &'static str)> = report
             .findings
             .iter()
@@ -248,8 +251,8 @@ fn fix_file(
     result: &mut FileFix,
 ) {
     let tx = TxContext {
-        runner: opts.lint.runner,
-        wrapped: opts.lint.runner == Runner::Transactional && !file.no_transaction,
+        runner: crate::lint::file_runner(file, &opts.lint).0,
+        wrapped: crate::lint::file_wrapped(file, stmts, &opts.lint),
     };
     let in_block = explicit_blocks(stmts);
     let guard_generated = rules::get(IF_NOT_EXISTS)
@@ -848,7 +851,8 @@ mod tests {
             only: vec!["missing-if-not-exists".into()],
             ..FixOptions::default()
         };
-        opts.lint.runner = Runner::Lull;
+        // Idempotency guards matter where nothing tracks the steps.
+        opts.lint.runner = Runner::Autocommit;
         let result = fix(&[file("CREATE INDEX i ON t (a);")], &opts).remove(0);
         assert_eq!(result.fixed, "CREATE INDEX IF NOT EXISTS i ON t (a);");
     }

@@ -23,6 +23,7 @@ mod safe;
 pub mod sql;
 mod stats;
 mod suppress;
+mod tool;
 
 pub use facts::{Class, Facts, IndexFacts, LockMode, RelLock};
 pub use fix::{fix, Applied, FileFix, FixOptions, Skipped, FIXABLE_RULES};
@@ -34,6 +35,7 @@ pub use risk::{Risk, RiskLevel, HIGH_SCORE, MEDIUM_SCORE, RISK_DOC};
 pub use rules::{Category, Rule};
 pub use safe::{make_object_name, safe_form, NewRelations, SafeForm, MAX_IDENTIFIER_BYTES};
 pub use stats::{TableSize, TableStats};
+pub use tool::{Tool, TOOLS_DOC};
 
 /// The parse tree types, re-exported so callers of [`Statement::ast`] need
 /// no direct `pg_query` dependency.

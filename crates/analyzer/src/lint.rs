@@ -2,11 +2,19 @@
 //! in run order, applies suppressions, rule levels and table sizes, and
 //! computes a risk level per file.
 //!
-//! Files are linted in the order given, sharing one set of "new"
-//! relations: a table created by an earlier file of the same run is as
-//! new as one created earlier in the same file, and locking rules leave it
-//! alone. The engine knows nothing of directories, config files or output
-//! formats; the CLI turns those into [`SourceFile`]s and [`LintOptions`].
+//! Files are linted in the order given. A relation created earlier in
+//! the same *unit* — the statements that run together — is new, and
+//! locking rules leave it alone; a relation created by an earlier,
+//! separately applied file is an existing table with rows and traffic.
+//! By default each file is its own unit; a file marked
+//! [`SourceFile::runs_with_previous`] (migrations still pending on the
+//! target database, which one deploy applies together) joins the unit of
+//! the file before it. What persists in the database (indexes, validated
+//! CHECKs) is carried across the whole history.
+//!
+//! Files are parsed in parallel, then linted in order. The engine knows
+//! nothing of directories, config files or output formats; the CLI turns
+//! those into [`SourceFile`]s and [`LintOptions`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +26,7 @@ use crate::rules::{self, Rule};
 use crate::safe::NewRelations;
 use crate::stats::{TableSize, TableStats};
 use crate::suppress::{self, Suppressions};
+use crate::tool::Tool;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,6 +124,17 @@ pub struct SourceFile {
     /// Whether a down migration exists for this file; `None` when unknown
     /// (a loose file), which keeps `risky-without-down` quiet.
     pub has_down: Option<bool>,
+    /// This file is applied in the same run as the file before it (both
+    /// still pending on the target database), so the relations that file
+    /// created are new here too. `false`: the file is applied on its own,
+    /// after every earlier file, whose tables are live by then.
+    pub runs_with_previous: bool,
+    /// The tool that applies this file (from its directory's layout or
+    /// lull.toml); `None` when unknown, e.g. a loose file.
+    pub tool: Option<Tool>,
+    /// How this file is run, when it differs from [`LintOptions::runner`]
+    /// (the layout says so); `None` follows the options.
+    pub runner: Option<Runner>,
 }
 
 /// Everything that tunes a lint run.
@@ -134,6 +154,16 @@ pub struct LintOptions {
     pub large_table_bytes: u64,
     /// More index builds than this in one file is a finding.
     pub max_index_builds: usize,
+    /// The PostgreSQL major version the files will run on (e.g. 15), from
+    /// lull.toml, `--pg-version` or the server; `None` when unknown, which
+    /// assumes a current server.
+    pub pg_version: Option<u32>,
+    /// Indexes that exist on the target database, as (table, leading
+    /// columns), read from its catalog; `None` when there is no database.
+    pub catalog_indexes: Option<Vec<(String, Vec<String>)>>,
+    /// The files given are a whole migration history (a directory), so an
+    /// index missing from all of them is really missing.
+    pub whole_history: bool,
 }
 
 impl Default for LintOptions {
@@ -146,6 +176,9 @@ impl Default for LintOptions {
             large_table_rows: 1_000_000,
             large_table_bytes: 1 << 30,
             max_index_builds: 3,
+            pg_version: None,
+            catalog_indexes: None,
+            whole_history: false,
         }
     }
 }
@@ -154,6 +187,12 @@ impl LintOptions {
     /// Whether a table with these sizes is large.
     pub fn is_large(&self, size: &TableSize) -> bool {
         size.rows >= self.large_table_rows || size.bytes >= self.large_table_bytes
+    }
+
+    /// Whether the target server is at least this major version (an
+    /// unknown version counts as current).
+    pub fn pg_at_least(&self, major: u32) -> bool {
+        self.pg_version.is_none_or(|v| v >= major)
     }
 }
 
@@ -232,22 +271,53 @@ pub(crate) struct RunState {
     pub new: NewRelations,
     /// (table, column) pairs proven NOT NULL by a validated CHECK.
     pub not_null_checks: BTreeSet<(String, String)>,
-    /// Indexes created so far, by relation name: (table, columns).
+    /// Indexes created anywhere in the files given or found in the
+    /// catalog, by relation name: (table, columns).
     pub indexes: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    /// Whether `indexes` knows the whole history (a directory, or the
+    /// catalog), so a missing index is really missing.
+    pub indexes_complete: bool,
 }
 
 impl RunState {
+    /// Starts a new unit: what earlier files created is live from now on.
+    fn start_unit(&mut self) {
+        self.new = NewRelations::new();
+    }
+
     fn absorb(&mut self, stmts: &[Statement]) {
         for stmt in stmts {
             self.new.record(stmt);
         }
         self.not_null_checks
             .extend(rules::set_not_null::proven_columns(stmts));
-        for (table, cols) in rules::unindexed_foreign_key::created_indexes(stmts) {
+    }
+
+    fn add_indexes(&mut self, indexes: impl IntoIterator<Item = (String, Vec<String>)>) {
+        for (table, cols) in indexes {
             let relname = table.rsplit('.').next().unwrap_or(&table).to_string();
             self.indexes.entry(relname).or_default().push((table, cols));
         }
     }
+}
+
+/// The runner and tool a file is applied with.
+pub(crate) fn file_runner(file: &SourceFile, opts: &LintOptions) -> (Runner, Option<Tool>) {
+    (file.runner.unwrap_or(opts.runner), file.tool)
+}
+
+/// Whether the runner wraps this whole file in one transaction.
+pub(crate) fn file_wrapped(file: &SourceFile, stmts: &[Statement], opts: &LintOptions) -> bool {
+    let (runner, tool) = file_runner(file, opts);
+    if runner != Runner::Transactional || file.no_transaction {
+        return false;
+    }
+    let transactional: Vec<bool> = stmts
+        .iter()
+        .filter(|s| s.facts.class != crate::facts::Class::Transaction)
+        .map(|s| s.facts.transactional)
+        .collect();
+    !tool.is_some_and(|t| t.unwraps(&transactional))
 }
 
 /// What a rule sees: one parsed file plus its run context.
@@ -256,8 +326,10 @@ pub(crate) struct FileCtx<'a> {
     pub stmts: &'a [Statement],
     pub info: Vec<StmtInfo>,
     pub opts: &'a LintOptions,
-    /// Whether the runner wraps the whole file in one transaction.
-    pub wrapped: bool,
+    /// How this file is run.
+    pub runner: Runner,
+    /// The tool that applies it, when known.
+    pub tool: Option<Tool>,
     pub run: &'a RunState,
     /// Per statement: relations created by the statements before it in
     /// this file (shared between statements that create nothing).
@@ -271,8 +343,10 @@ impl<'a> FileCtx<'a> {
         opts: &'a LintOptions,
         run: &'a RunState,
     ) -> Self {
-        let wrapped = opts.runner == Runner::Transactional && !file.no_transaction;
-        let info = transaction_info(stmts, opts.runner, wrapped);
+        let (runner, tool) = file_runner(file, opts);
+        let wrapped = file_wrapped(file, stmts, opts);
+        let reopens = wrapped && !tool.is_some_and(Tool::implicit_transaction);
+        let info = transaction_info(stmts, runner, wrapped, reopens);
         let mut new_before = Vec::with_capacity(stmts.len());
         let mut current = std::rc::Rc::new(NewRelations::new());
         for stmt in stmts {
@@ -290,14 +364,15 @@ impl<'a> FileCtx<'a> {
             stmts,
             info,
             opts,
-            wrapped,
+            runner,
+            tool,
             run,
             new_before,
         }
     }
 
     /// Whether `relation` was created before statement `idx` (earlier in
-    /// this file or by an earlier file of the run).
+    /// this file or by an earlier file of the same unit).
     pub(crate) fn is_new(&self, idx: usize, relation: &str) -> bool {
         self.run.new.contains(relation)
             || self
@@ -306,7 +381,7 @@ impl<'a> FileCtx<'a> {
                 .is_some_and(|new| new.contains(relation))
     }
 
-    /// Whether `relation` existed before this run.
+    /// Whether `relation` existed before this unit ran.
     pub(crate) fn existing(&self, idx: usize, relation: &str) -> bool {
         !self.is_new(idx, relation)
     }
@@ -322,17 +397,29 @@ impl<'a> FileCtx<'a> {
         self.size(relation).map(|s| self.opts.is_large(&s))
     }
 
+    /// The safe form of statement `idx`.
+    pub(crate) fn safe_form(&self, idx: usize) -> Option<crate::safe::SafeForm> {
+        crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name))
+    }
+
     /// The safe form of statement `idx` as SQL text, for help.
     pub(crate) fn safe_sql(&self, idx: usize) -> Option<String> {
-        crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name))
-            .map(|f| f.statements.join(";\n") + ";")
+        self.safe_form(idx).map(|f| f.statements.join(";\n") + ";")
     }
 }
 
-/// Which transaction each statement runs in.
-fn transaction_info(stmts: &[Statement], runner: Runner, wrapped: bool) -> Vec<StmtInfo> {
+/// Which transaction each statement runs in. `reopens`: a COMMIT written
+/// in a wrapped file ends the runner's transaction for good (sqlx, dbmate,
+/// diesel, Flyway open it with BEGIN), so what follows runs on its own.
+fn transaction_info(
+    stmts: &[Statement],
+    runner: Runner,
+    wrapped: bool,
+    reopens: bool,
+) -> Vec<StmtInfo> {
     let mut out = Vec::with_capacity(stmts.len());
     let mut in_block = false;
+    let mut wrapper = wrapped;
     let mut group = 0usize;
     let mut lull_run_open = false;
     for stmt in stmts {
@@ -348,11 +435,14 @@ fn transaction_info(stmts: &[Statement], runner: Runner, wrapped: bool) -> Vec<S
         }
         if stmt.ends_transaction() {
             out.push(StmtInfo {
-                in_transaction: in_block || wrapped,
+                in_transaction: in_block || wrapper,
                 explicit_block: in_block,
                 group,
             });
             in_block = false;
+            if reopens {
+                wrapper = false;
+            }
             lull_run_open = false;
             group += 1;
             continue;
@@ -365,7 +455,7 @@ fn transaction_info(stmts: &[Statement], runner: Runner, wrapped: bool) -> Vec<S
             });
             continue;
         }
-        let info = if wrapped {
+        let info = if wrapper {
             StmtInfo {
                 in_transaction: true,
                 explicit_block: false,
@@ -402,6 +492,9 @@ pub(crate) struct Hit {
     pub message: String,
     pub help: Option<String>,
     pub table: Option<String>,
+    /// At most this severity (unless a level is configured): the rule
+    /// is less sure of this hit than of its usual ones.
+    pub severity: Option<Severity>,
 }
 
 impl Hit {
@@ -411,7 +504,13 @@ impl Hit {
             message: message.into(),
             help: None,
             table: None,
+            severity: None,
         }
+    }
+
+    pub(crate) fn at_most(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
     }
 
     pub(crate) fn help(mut self, help: Option<String>) -> Self {
@@ -437,19 +536,70 @@ pub(crate) fn effective_level(rule: &Rule, opts: &LintOptions) -> Option<Severit
     }
 }
 
+/// Rules whose statement `lull migrate` replaces by its safe form; with
+/// lull as the runner their findings are information.
+const REWRITTEN_BY_LULL: &[&str] = &[
+    "create-index-not-concurrently",
+    "drop-index-not-concurrently",
+    "reindex-not-concurrently",
+    "constraint-not-valid",
+    "unique-constraint-without-index",
+    "set-not-null",
+];
+
+/// Parses every file, on all cores for more than a handful of files; the
+/// results are in the order given.
+fn parse_all(files: &[SourceFile]) -> Vec<Result<Vec<Statement>, ParseError>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len() / 8)
+        .max(1);
+    if threads == 1 {
+        return files.iter().map(|f| parse(&f.sql)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|f| parse(&f.sql)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(parsed) => parsed,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 /// Lints `files` in run order.
 pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
     let mut report = LintReport {
         findings: Vec::new(),
         files: Vec::new(),
     };
+    let parsed = parse_all(files);
     let mut run = RunState::default();
+    // Indexes persist: whatever file of the history creates one, and the
+    // catalog, count for every foreign key.
+    for stmts in parsed.iter().flatten() {
+        run.add_indexes(rules::unindexed_foreign_key::created_indexes(stmts));
+    }
+    if let Some(catalog) = &opts.catalog_indexes {
+        run.add_indexes(catalog.iter().cloned());
+    }
+    run.indexes_complete = opts.whole_history || opts.catalog_indexes.is_some();
     let active: Vec<(&Rule, Severity)> = rules::all()
         .iter()
         .filter_map(|r| effective_level(r, opts).map(|s| (*r, s)))
         .collect();
-    for file in files {
-        let stmts = match parse(&file.sql) {
+    for (file, parsed) in files.iter().zip(parsed) {
+        if !file.runs_with_previous {
+            run.start_unit();
+        }
+        let stmts = match parsed {
             Ok(stmts) => stmts,
             Err(err) => {
                 let level = rules::get(rules::PARSE_ERROR).and_then(|r| effective_level(r, opts));
@@ -482,14 +632,14 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
         let mut suppressions = suppress::collect(&file.sql, &stmts);
         let mut findings = Vec::new();
         for (rule, severity) in &active {
-            for hit in (rule.check)(&ctx) {
+            for mut hit in (rule.check)(&ctx) {
                 let Some(stmt) = stmts.get(hit.stmt) else {
                     continue;
                 };
                 if suppressions.suppress(rule.id, hit.stmt) {
                     continue;
                 }
-                let severity = match (&hit.table, rule.size_sensitive) {
+                let mut severity = match (&hit.table, rule.size_sensitive) {
                     (Some(table), true) if !opts.levels.contains_key(rule.id) => {
                         match ctx.is_large(table) {
                             Some(true) => severity.raise(),
@@ -499,6 +649,25 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
                     }
                     _ => *severity,
                 };
+                if let Some(s) = hit.severity {
+                    if !opts.levels.contains_key(rule.id) {
+                        severity = severity.min(s);
+                    }
+                }
+                if ctx.tool == Some(Tool::Lull)
+                    && REWRITTEN_BY_LULL.contains(&rule.id)
+                    && !ctx.info[hit.stmt].explicit_block
+                {
+                    if let Some(form) = ctx.safe_form(hit.stmt) {
+                        severity = Severity::Info;
+                        hit.message = format!(
+                            "lull migrate runs this as {}: {} ({})",
+                            form.rewrite_phrase(),
+                            form.note,
+                            hit.message
+                        );
+                    }
+                }
                 findings.push(finding(file, stmt.span, rule.id, severity, hit));
             }
         }
@@ -585,6 +754,7 @@ fn suppression_findings(
                 message,
                 help,
                 table: None,
+                severity: None,
             },
         ));
     }
@@ -608,19 +778,131 @@ mod tests {
     }
 
     #[test]
-    fn tables_created_by_earlier_files_count_as_new() {
+    fn a_table_created_by_an_earlier_file_is_live() {
         let files = [
             file("CREATE TABLE t (id int);"),
             file("CREATE INDEX IF NOT EXISTS t_id ON t (id);"),
         ];
         let report = lint(&files, &LintOptions::default());
         assert!(
+            ids(&report).contains(&"create-index-not-concurrently"),
+            "{:?}",
+            report.findings
+        );
+        // The same table created earlier in the same file is new.
+        let one = [file(
+            "CREATE TABLE t (id int); CREATE INDEX IF NOT EXISTS t_id ON t (id);",
+        )];
+        assert!(
+            !ids(&lint(&one, &LintOptions::default())).contains(&"create-index-not-concurrently")
+        );
+    }
+
+    #[test]
+    fn pending_files_that_run_together_share_new_tables() {
+        let mut second = file("CREATE INDEX IF NOT EXISTS t_id ON t (id);");
+        second.runs_with_previous = true;
+        let files = [file("CREATE TABLE t (id int);"), second];
+        let report = lint(&files, &LintOptions::default());
+        assert!(
             !ids(&report).contains(&"create-index-not-concurrently"),
             "{:?}",
             report.findings
         );
-        let report = lint(&files[1..], &LintOptions::default());
-        assert!(ids(&report).contains(&"create-index-not-concurrently"));
+        // A third file on its own again sees a live table.
+        let files = [
+            files[0].clone(),
+            files[1].clone(),
+            file("ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (id) REFERENCES u (id);"),
+        ];
+        assert!(ids(&lint(&files, &LintOptions::default())).contains(&"constraint-not-valid"));
+    }
+
+    #[test]
+    fn foreign_key_indexes_count_from_the_whole_history() {
+        let files = [
+            file("ALTER TABLE o ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id) NOT VALID;"),
+            file("CREATE INDEX CONCURRENTLY IF NOT EXISTS o_u ON o (u);"),
+        ];
+        let opts = LintOptions {
+            whole_history: true,
+            ..LintOptions::default()
+        };
+        assert!(!ids(&lint(&files, &opts)).contains(&"unindexed-foreign-key"));
+        let alone = lint(&files[..1], &opts);
+        let f = alone
+            .findings
+            .iter()
+            .find(|f| f.rule == "unindexed-foreign-key")
+            .expect("flagged in a history without the index");
+        assert_eq!(f.severity, Severity::Warning);
+        // Neither a whole history nor a catalog: only information.
+        let guess = lint(&files[..1], &LintOptions::default());
+        let f = guess
+            .findings
+            .iter()
+            .find(|f| f.rule == "unindexed-foreign-key")
+            .unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        // The catalog knows the index.
+        let opts = LintOptions {
+            catalog_indexes: Some(vec![("public.o".into(), vec!["u".into(), "x".into()])]),
+            ..LintOptions::default()
+        };
+        assert!(!ids(&lint(&files[..1], &opts)).contains(&"unindexed-foreign-key"));
+    }
+
+    #[test]
+    fn lull_as_runner_reports_what_it_rewrites_as_information() {
+        let mut f = file("CREATE INDEX IF NOT EXISTS i ON t (a);");
+        f.tool = Some(Tool::Lull);
+        let report = lint(std::slice::from_ref(&f), &LintOptions::default());
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.rule == "create-index-not-concurrently")
+            .unwrap();
+        assert_eq!(finding.severity, Severity::Info);
+        assert!(
+            finding
+                .message
+                .starts_with("lull migrate runs this as CONCURRENTLY"),
+            "{}",
+            finding.message
+        );
+        // Another runner: an error.
+        f.tool = Some(Tool::Prisma);
+        f.runner = Some(Runner::Transactional);
+        let report = lint(std::slice::from_ref(&f), &LintOptions::default());
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.rule == "create-index-not-concurrently")
+            .unwrap();
+        assert_eq!(finding.severity, Severity::Error);
+    }
+
+    #[test]
+    fn parallel_parsing_keeps_file_order() {
+        let files: Vec<SourceFile> = (0..40)
+            .map(|i| SourceFile {
+                path: format!("{i}.sql"),
+                sql: format!("CREATE INDEX IF NOT EXISTS i{i} ON t{i} (a);"),
+                ..SourceFile::default()
+            })
+            .collect();
+        let report = lint(&files, &LintOptions::default());
+        let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+        let expected: Vec<String> = (0..40).map(|i| format!("{i}.sql")).collect();
+        assert_eq!(paths, expected);
+        let tables: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "create-index-not-concurrently")
+            .map(|f| f.table.clone().unwrap_or_default())
+            .collect();
+        let expected: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        assert_eq!(tables, expected);
     }
 
     #[test]
@@ -700,14 +982,18 @@ mod tests {
     #[test]
     fn transaction_groups_follow_the_runner() {
         let stmts = parse("CREATE TABLE a (id int); CREATE INDEX CONCURRENTLY i ON t (a); ALTER TABLE t ADD COLUMN b int; BEGIN; SELECT 1; COMMIT; SELECT 2").unwrap();
-        let lull = transaction_info(&stmts, Runner::Lull, false);
+        let lull = transaction_info(&stmts, Runner::Lull, false, false);
         assert!(lull[0].in_transaction && !lull[1].in_transaction && lull[2].in_transaction);
         assert_ne!(lull[0].group, lull[2].group);
         assert!(lull[4].explicit_block);
-        let wrapped = transaction_info(&stmts, Runner::Transactional, true);
+        let wrapped = transaction_info(&stmts, Runner::Transactional, true, false);
         assert!(wrapped.iter().all(|i| i.in_transaction));
         assert_eq!(wrapped[0].group, wrapped[2].group);
-        let auto = transaction_info(&stmts, Runner::Autocommit, false);
+        // sqlx-like: the file's COMMIT ends the runner's transaction too.
+        let reopened = transaction_info(&stmts, Runner::Transactional, true, true);
+        assert!(reopened[..6].iter().all(|i| i.in_transaction));
+        assert!(!reopened[6].in_transaction);
+        let auto = transaction_info(&stmts, Runner::Autocommit, false, false);
         assert!(!auto[0].in_transaction && auto[4].in_transaction && !auto[6].in_transaction);
     }
 }

@@ -35,6 +35,19 @@ pub struct SafeForm {
     pub note: String,
 }
 
+impl SafeForm {
+    /// The rewrite in a few words, for "lull migrate runs this as ...".
+    pub fn rewrite_phrase(&self) -> &'static str {
+        match self.rewrite {
+            "concurrently" => "CONCURRENTLY, outside a transaction",
+            "not-valid-then-validate" => "NOT VALID, then VALIDATE",
+            "check-then-set-not-null" => "a validated CHECK, then SET NOT NULL",
+            "unique-index-concurrently" => "a unique index built CONCURRENTLY, then USING INDEX",
+            _ => "its safe form",
+        }
+    }
+}
+
 /// Relations created earlier in the same migration or run. Statements on
 /// them need no safe form: nobody else can be using a table that did not
 /// exist before this run.

@@ -85,9 +85,10 @@ fn is_unset<T: IsUnset>(v: &T) -> bool {
 }
 
 /// How migration files will be run, which decides lint findings such as
-/// `concurrently-in-transaction` and `missing-lock-timeout`.
+/// `concurrently-in-transaction` and `missing-lock-timeout`. Unset, lint
+/// reads it from the directory layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum RunnerKind {
     /// lull runs the files: it splits transactions and sets timeouts itself.
     Lull,
@@ -95,6 +96,20 @@ pub enum RunnerKind {
     Transactional,
     /// Another tool runs each statement on its own (autocommit).
     Autocommit,
+    /// Prisma Migrate (one implicit transaction per migration.sql).
+    Prisma,
+    /// Drizzle (every pending migration in one transaction).
+    Drizzle,
+    /// Flyway (one transaction per migration).
+    Flyway,
+    /// diesel (one transaction per migration unless metadata.toml opts out).
+    Diesel,
+    /// dbmate (one transaction per migration unless `transaction:false`).
+    Dbmate,
+    /// sqlx (one transaction per migration unless `-- no-transaction`).
+    Sqlx,
+    /// golang-migrate (the file as one implicit transaction).
+    GolangMigrate,
 }
 
 section! {
@@ -106,8 +121,12 @@ section! {
         pub dir: Option<String>,
         /// Schema for lull's own tables (default `lull`).
         pub schema: Option<String>,
-        /// How the files will be run (default `lull`).
+        /// How the files will be run (default: from the directory layout
+        /// for lint, `lull` otherwise).
         pub runner: Option<RunnerKind>,
+        /// The PostgreSQL major version migrations will run on (e.g. 15);
+        /// unset: read from the server when a URL is given, else current.
+        pub pg_version: Option<u32>,
         /// Lock and timeout policy per statement class.
         pub policy: PolicySection,
         /// Lint settings.
@@ -310,6 +329,13 @@ impl Config {
                 }
             }
         }
+        if let Some(v) = self.settings.pg_version {
+            if !(9..=99).contains(&v) {
+                return Err(format!(
+                    "pg_version = {v} is not a PostgreSQL major version; write e.g. pg_version = 15"
+                ));
+            }
+        }
         if let Some(ramp) = &self.settings.policy.ddl.lock_timeouts {
             if ramp.is_empty() || ramp.iter().any(|d| d.as_millis() == 0) {
                 return Err("policy.ddl.lock_timeouts must be a non-empty list of non-zero durations (lull never waits for a lock without a bound)".to_string());
@@ -336,6 +362,11 @@ impl Config {
             (Some(dir), None) => PathBuf::from(dir),
             (None, _) => PathBuf::from("migrations"),
         }
+    }
+
+    /// The PostgreSQL major version migrations target, when configured.
+    pub fn pg_version(&self) -> Option<u32> {
+        self.settings.pg_version
     }
 
     /// How the files will be run (default: by lull).
@@ -579,10 +610,18 @@ lock_timeouts = ["50ms", "1s"]
     }
 
     #[test]
+    fn pg_version_and_tool_runners() {
+        let c = parse("pg_version = 14\nrunner = \"golang-migrate\"\n", None).unwrap();
+        assert_eq!(c.pg_version(), Some(14));
+        assert_eq!(c.settings.runner, Some(RunnerKind::GolangMigrate));
+        assert_eq!(parse("", None).unwrap().pg_version(), None);
+        let err = parse("pg_version = 150\n", None).unwrap_err().to_string();
+        assert!(err.contains("major version"), "{err}");
+    }
+
+    #[test]
     fn bad_value_lists_valid_choices() {
-        let err = parse("runner = \"flyway\"\n", None)
-            .unwrap_err()
-            .to_string();
+        let err = parse("runner = \"rails\"\n", None).unwrap_err().to_string();
         assert!(err.starts_with("lull.toml:1:"), "{err}");
         assert!(
             err.contains("lull") && err.contains("transactional") && err.contains("autocommit"),

@@ -21,7 +21,11 @@ create-index-not-concurrently: CREATE INDEX without CONCURRENTLY on an existing 
 
 What it flags
   A plain CREATE [UNIQUE] INDEX on a table that existed before this
-  migration run. Tables created earlier in the same file or run are exempt.
+  migration file ran. Tables created earlier in the same file are exempt;
+  a table an earlier migration created is live (it has rows and traffic)
+  by the time this one runs. With a database URL, migrations still
+  pending there run together, so a table created by one pending
+  migration is exempt in the next.
 
 Why it hurts
   A plain index build takes a SHARE lock on the table for the whole build:

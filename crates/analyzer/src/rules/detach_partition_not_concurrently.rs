@@ -22,7 +22,8 @@ detach-partition-not-concurrently: DETACH PARTITION without CONCURRENTLY
 
 What it flags
   ALTER TABLE ... DETACH PARTITION without CONCURRENTLY on an existing
-  partitioned table.
+  partitioned table, when the target PostgreSQL is 14 or newer (or
+  unknown); older servers have no concurrent detach.
 
 Why it hurts
   A plain detach takes ACCESS EXCLUSIVE on the parent table: every query
@@ -52,7 +53,8 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             let Some(part) = ast::partition_cmd(cmd) else {
                 continue;
             };
-            if part.concurrent {
+            // Before PostgreSQL 14 there is no concurrent detach to suggest.
+            if part.concurrent || !ctx.opts.pg_at_least(14) {
                 continue;
             }
             let name = part.name.as_ref().map(ast::rel_name).unwrap_or_default();
@@ -84,6 +86,15 @@ mod tests {
             hits(ID, "ALTER TABLE events DETACH PARTITION events_2020").len(),
             1
         );
+    }
+
+    #[test]
+    fn silent_before_14() {
+        let setup = Setup {
+            pg_version: Some(13),
+            ..Setup::default()
+        };
+        assert!(hits_with(ID, "ALTER TABLE events DETACH PARTITION events_2020", setup).is_empty());
     }
 
     #[test]

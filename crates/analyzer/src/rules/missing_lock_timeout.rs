@@ -44,7 +44,7 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
 /// EXCLUSIVE on an existing table before the file sets `setting` — shared
 /// with `missing-statement-timeout`, which differs only in the setting.
 pub(super) fn first_lock_without(ctx: &FileCtx, setting: &str, example: &str) -> Vec<Hit> {
-    if ctx.opts.runner == Runner::Lull {
+    if ctx.runner == Runner::Lull {
         return Vec::new();
     }
     for (i, stmt) in ctx.stmts.iter().enumerate() {

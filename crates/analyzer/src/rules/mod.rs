@@ -20,6 +20,7 @@ mod create_index_not_concurrently;
 mod detach_partition_not_concurrently;
 mod drop_column;
 mod drop_index_not_concurrently;
+mod drop_object;
 mod drop_table;
 mod exclusion_constraint;
 mod identifier_too_long;
@@ -37,6 +38,7 @@ mod refresh_matview_not_concurrently;
 mod reindex_not_concurrently;
 mod rename_column;
 mod rename_table;
+mod requires_newer_postgres;
 mod risky_without_down;
 pub(crate) mod set_not_null;
 mod statements_after_exclusive_lock;
@@ -111,6 +113,7 @@ static ALL: &[&Rule] = &[
     &refresh_matview_not_concurrently::RULE,
     &detach_partition_not_concurrently::RULE,
     &exclusion_constraint::RULE,
+    &requires_newer_postgres::RULE,
     &statements_after_exclusive_lock::RULE,
     &missing_lock_timeout::RULE,
     &missing_statement_timeout::RULE,
@@ -118,6 +121,7 @@ static ALL: &[&Rule] = &[
     &rename_table::RULE,
     &drop_column::RULE,
     &drop_table::RULE,
+    &drop_object::RULE,
     &truncate::RULE,
     &missing_if_not_exists::RULE,
     &unnamed_index::RULE,
@@ -269,14 +273,17 @@ pub(crate) mod testing {
 
     use crate::lint::{FileCtx, LintOptions, Runner, SourceFile};
     use crate::stats::TableSize;
+    use crate::tool::Tool;
 
     /// What a rule test sets up besides the SQL.
     #[derive(Default)]
     pub(crate) struct Setup {
         pub runner: Runner,
+        pub tool: Option<Tool>,
         pub no_transaction: bool,
         pub has_down: Option<bool>,
         pub sizes: Vec<(&'static str, u64)>,
+        pub pg_version: Option<u32>,
     }
 
     /// The messages `rule` reports for `sql` with default options.
@@ -293,10 +300,13 @@ pub(crate) mod testing {
             sql: sql.into(),
             no_transaction: setup.no_transaction,
             has_down: setup.has_down,
+            tool: setup.tool,
+            runner: setup.tool.map(Tool::runner),
             ..SourceFile::default()
         };
         let mut opts = LintOptions {
             runner: setup.runner,
+            pg_version: setup.pg_version,
             ..LintOptions::default()
         };
         for (table, rows) in setup.sizes {

@@ -41,7 +41,11 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         let NodeEnum::ReindexStmt(s) = stmt.ast() else {
             continue;
         };
-        if ast::has_option(&s.params, "concurrently") {
+        // REINDEX SYSTEM cannot run concurrently: there is no safe form
+        // to suggest, and it is not something a migration does by accident.
+        if ast::has_option(&s.params, "concurrently")
+            || s.kind == ReindexObjectType::ReindexObjectSystem as i32
+        {
             continue;
         }
         let target = s
@@ -52,11 +56,16 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         if s.relation.is_some() && !ctx.existing(i, &target) {
             continue;
         }
+        let help = if ctx.opts.pg_at_least(12) {
+            ctx.safe_sql(i)
+        } else {
+            Some("REINDEX CONCURRENTLY needs PostgreSQL 12: build a new index CONCURRENTLY, drop the old one CONCURRENTLY, then rename the new one".to_string())
+        };
         let mut hit = Hit::new(
             i,
             format!("REINDEX of `{target}` blocks writes to the table and queries using the index until it finishes"),
         )
-        .help(ctx.safe_sql(i));
+        .help(help);
         if s.kind == ReindexObjectType::ReindexObjectTable as i32 {
             hit = hit.table(&target);
         }
@@ -78,7 +87,9 @@ mod tests {
     }
 
     #[test]
-    fn allows_concurrent_reindex() {
+    fn allows_concurrent_reindex_and_reindex_system() {
+        assert!(hits(ID, "REINDEX SYSTEM app").is_empty());
+        assert_eq!(hits(ID, "REINDEX DATABASE app").len(), 1);
         assert!(hits(ID, "REINDEX INDEX CONCURRENTLY i").is_empty());
         assert!(hits(ID, "REINDEX (CONCURRENTLY) TABLE t").is_empty());
     }

@@ -10,7 +10,7 @@ use crate::parse::Statement;
 
 pub(crate) static RULE: Rule = Rule {
     id: "unindexed-foreign-key",
-    summary: "a FOREIGN KEY whose columns no index of this run leads with",
+    summary: "a FOREIGN KEY whose columns no known index leads with",
     doc: DOC,
     default_severity: Severity::Warning,
     opt_in: false,
@@ -20,14 +20,16 @@ pub(crate) static RULE: Rule = Rule {
 };
 
 const DOC: &str = "\
-unindexed-foreign-key: a FOREIGN KEY whose columns no index of this run leads with
+unindexed-foreign-key: a FOREIGN KEY whose columns no known index leads with
 
 What it flags
   A FOREIGN KEY (in CREATE TABLE, ADD CONSTRAINT or ADD COLUMN ...
-  REFERENCES) when no index created in this run (a CREATE INDEX, or a
-  PRIMARY KEY / UNIQUE) starts with the referencing columns. For tables
-  that existed before the run the index may already exist; check, and
-  suppress the finding if it does.
+  REFERENCES) when no index starts with the referencing columns. Indexes
+  count from every migration of the directory (earlier or later files:
+  a CREATE INDEX, or a PRIMARY KEY / UNIQUE) and, with a database URL,
+  from the catalog. When lull sees neither a whole directory nor the
+  catalog (a single file, stdin), the index may exist where lull cannot
+  see it, so the finding is only information.
 
 Why it hurts
   Every DELETE or key UPDATE on the referenced table must find the
@@ -48,6 +50,7 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         for (table, cols) in foreign_keys(stmt) {
             let relname = table.rsplit('.').next().unwrap_or(&table);
             let earlier = ctx.run.indexes.get(relname).into_iter().flatten();
+            // `run.indexes` holds every file's indexes and the catalog's.
             let covered = earlier.chain(here.iter()).any(|(t, idx)| {
                 same_table(t, &table) && idx.len() >= cols.len() && idx[..cols.len()] == cols[..]
             });
@@ -66,17 +69,19 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
                 quote_dotted(&table),
                 quoted.join(", ")
             );
-            hits.push(
-                Hit::new(
-                    i,
-                    format!(
-                        "no index on `{table}` ({}) for this foreign key is created in this run",
-                        cols.join(", ")
-                    ),
-                )
-                .table(&table)
-                .help(Some(help)),
-            );
+            let mut hit = Hit::new(
+                i,
+                format!(
+                    "no index on `{table}` leads with ({}), so deletes on the referenced table scan it",
+                    cols.join(", ")
+                ),
+            )
+            .table(&table)
+            .help(Some(help));
+            if !ctx.run.indexes_complete {
+                hit = hit.at_most(Severity::Info);
+            }
+            hits.push(hit);
         }
     }
     hits

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use lull_analyzer::{rules, Severity, RISK_DOC};
+use lull_analyzer::{rules, Severity, RISK_DOC, TOOLS_DOC};
 use owo_colors::OwoColorize;
 
 use crate::context::GlobalArgs;
@@ -17,19 +17,37 @@ use crate::error::{CliError, CliResult};
 /// one line on what it flags. With a rule id, prints what the rule flags,
 /// why it hurts (the lock and what it blocks) and the safe alternative as
 /// SQL. `lull explain risk` prints how a migration's risk level is
-/// computed.
+/// computed; `lull explain runners` how each migration tool's
+/// transactions change the findings.
 ///
 /// Examples:
 ///   lull explain
 ///   lull explain create-index-not-concurrently
 ///   lull explain risk
+///   lull explain runners
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A rule id, or `risk`.
+    /// A rule id, `risk` or `runners`.
     #[arg(value_name = "RULE")]
     pub rule: Option<String>,
 }
+
+/// Rules whose findings depend on the tool that runs the file; their
+/// documentation ends with how each tool runs files.
+const RUNNER_AWARE: &[&str] = &[
+    "concurrently-in-transaction",
+    "missing-if-not-exists",
+    "missing-lock-timeout",
+    "missing-statement-timeout",
+    "statements-after-exclusive-lock",
+    "create-index-not-concurrently",
+    "drop-index-not-concurrently",
+    "reindex-not-concurrently",
+    "constraint-not-valid",
+    "unique-constraint-without-index",
+    "set-not-null",
+];
 
 /// Runs `lull explain`.
 pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
@@ -56,6 +74,11 @@ pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
                 "{:width$}           how a migration's risk level is computed",
                 "risk".bold(),
             );
+            let _ = writeln!(
+                out,
+                "{:width$}           which transactions each migration tool runs files in",
+                "runners".bold(),
+            );
             let _ = writeln!(out, "\n`lull explain RULE` shows what a rule flags, why it hurts and the safe alternative.");
             Ok(ExitCode::SUCCESS)
         }
@@ -63,9 +86,16 @@ pub fn run(_global: &GlobalArgs, args: Args) -> CliResult {
             let _ = write!(out, "{RISK_DOC}");
             Ok(ExitCode::SUCCESS)
         }
+        Some("runners") => {
+            let _ = write!(out, "{TOOLS_DOC}");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(id) => match rules::get(id) {
             Some(rule) => {
                 let _ = write!(out, "{}", rule.doc);
+                if RUNNER_AWARE.contains(&rule.id) {
+                    let _ = write!(out, "\n{TOOLS_DOC}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
             None => {

@@ -5,9 +5,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use lull_analyzer::{SourceFile, TableStats};
+use lull_analyzer::{SourceFile, TableStats, Tool};
 use lull_config::Config;
-use lull_migrations::DiscoverError;
+use lull_migrations::{DiscoverError, Layout};
 
 use crate::error::CliError;
 
@@ -62,12 +62,29 @@ pub(crate) fn excluded(path: &Path, excludes: &[glob::Pattern]) -> bool {
         .any(|g| g.matches(text) || (path.is_dir() && g.matches(&inside)))
 }
 
+/// The files to lint, in run order, with the migration each one is (for
+/// files read from a migration directory).
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The files.
+    pub files: Vec<SourceFile>,
+    /// Per file: (version, `version_name` label) when it is a migration.
+    pub ids: Vec<Option<(String, String)>>,
+}
+
+impl Collected {
+    fn push(&mut self, file: SourceFile, id: Option<(String, String)>) {
+        self.files.push(file);
+        self.ids.push(id);
+    }
+}
+
 /// Reads every input into the files to lint, in run order.
 pub fn collect(
     paths: &[PathBuf],
     config: &Config,
     excludes: &[glob::Pattern],
-) -> Result<Vec<SourceFile>, CliError> {
+) -> Result<Collected, CliError> {
     let inputs: Vec<Input> = if paths.is_empty() {
         let dir = config.migrations_dir();
         if !dir.is_dir() {
@@ -81,7 +98,7 @@ pub fn collect(
     } else {
         paths.iter().map(|p| Input::of(p)).collect()
     };
-    let mut files = Vec::new();
+    let mut files = Collected::default();
     for input in inputs {
         match input {
             Input::Stdin => {
@@ -89,11 +106,14 @@ pub fn collect(
                 std::io::stdin()
                     .read_to_string(&mut sql)
                     .map_err(|e| CliError::new(format!("cannot read stdin: {e}")))?;
-                files.push(SourceFile {
-                    path: "<stdin>".into(),
-                    sql,
-                    ..SourceFile::default()
-                });
+                files.push(
+                    SourceFile {
+                        path: "<stdin>".into(),
+                        sql,
+                        ..SourceFile::default()
+                    },
+                    None,
+                );
             }
             Input::File(path) => {
                 if excluded(&path, excludes) {
@@ -103,13 +123,20 @@ pub fn collect(
                     CliError::new(format!("cannot read {}: {e}", path.display()))
                         .hint("check the path; use `-` to read SQL from stdin")
                 })?;
-                files.push(SourceFile {
-                    path: display(&path),
-                    sql,
-                    ..SourceFile::default()
-                });
+                files.push(
+                    SourceFile {
+                        path: display(&path),
+                        sql,
+                        ..SourceFile::default()
+                    },
+                    None,
+                );
             }
-            Input::Dir(dir) => files.extend(directory(&dir, excludes)?),
+            Input::Dir(dir) => {
+                let part = directory(&dir, excludes)?;
+                files.files.extend(part.files);
+                files.ids.extend(part.ids);
+            }
         }
     }
     Ok(files)
@@ -121,7 +148,7 @@ pub fn collect(
 /// subdirectories holding migrations of different tools) is linted
 /// piece by piece instead: each subdirectory as a directory, each .sql
 /// file on its own, in name order, with a note on stderr saying so.
-fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, CliError> {
+fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Collected, CliError> {
     let migrations = match lull_migrations::discover(dir) {
         Ok(migrations) => migrations,
         Err(err @ (DiscoverError::UnknownFile { .. } | DiscoverError::MixedLayouts { .. })) => {
@@ -130,7 +157,7 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
                 // Everything in it is excluded: nothing to lint, nothing wrong.
                 return Ok(files);
             }
-            if files.is_empty() {
+            if files.files.is_empty() {
                 return Err(CliError::new(err)
                     .hint("pass single .sql files instead, or fix the directory layout"));
             }
@@ -147,31 +174,38 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<SourceFile>, 
                 .hint("pass single .sql files instead, or fix the directory layout"))
         }
     };
-    let mut files = Vec::new();
+    let mut files = Collected::default();
     for m in migrations {
         let Some(up) = &m.up else { continue };
         if excluded(&up.path, excludes) {
             continue;
         }
-        files.push(SourceFile {
-            path: display(&up.path),
-            sql: up.sql.clone(),
-            line_offset: up.line_offset,
-            no_transaction: m.no_transaction,
-            has_down: m.layout.has_down().then_some(m.down.is_some()),
-        });
+        let id = Some((m.version.clone(), m.label()));
+        files.push(
+            SourceFile {
+                path: display(&up.path),
+                sql: up.sql.clone(),
+                line_offset: up.line_offset,
+                no_transaction: m.no_transaction,
+                has_down: m.layout.has_down().then_some(m.down.is_some()),
+                runs_with_previous: false,
+                tool: Some(tool_of(m.layout)),
+                runner: Some(tool_of(m.layout).runner()),
+            },
+            id,
+        );
     }
     Ok(files)
 }
 
 /// Subdirectories (as directories) and .sql files of `dir`, in name order,
 /// and how many entries were not excluded.
-fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<(Vec<SourceFile>, usize), CliError> {
+fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<(Collected, usize), CliError> {
     let read = std::fs::read_dir(dir)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", dir.display())))?;
     let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
-    let mut files = Vec::new();
+    let mut files = Collected::default();
     let mut considered = 0;
     for path in entries {
         let hidden = path
@@ -182,18 +216,43 @@ fn piecewise(dir: &Path, excludes: &[glob::Pattern]) -> Result<(Vec<SourceFile>,
         }
         considered += 1;
         if path.is_dir() {
-            files.extend(directory(&path, excludes)?);
+            let part = directory(&path, excludes)?;
+            files.files.extend(part.files);
+            files.ids.extend(part.ids);
         } else if path.extension().is_some_and(|e| e == "sql") {
             let sql = std::fs::read_to_string(&path)
                 .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-            files.push(SourceFile {
-                path: display(&path),
-                sql,
-                ..SourceFile::default()
-            });
+            files.push(
+                SourceFile {
+                    path: display(&path),
+                    sql,
+                    ..SourceFile::default()
+                },
+                None,
+            );
         }
     }
     Ok((files, considered))
+}
+
+/// The tool that applies a layout's files.
+pub(crate) fn tool_of(layout: Layout) -> Tool {
+    match layout {
+        Layout::Lull => Tool::Lull,
+        Layout::Sqlx => Tool::Sqlx,
+        Layout::GolangMigrate => Tool::GolangMigrate,
+        Layout::Dbmate => Tool::Dbmate,
+        Layout::Diesel => Tool::Diesel,
+        Layout::Prisma => Tool::Prisma,
+        Layout::Drizzle => Tool::Drizzle,
+        Layout::Flyway => Tool::Flyway,
+    }
+}
+
+/// Whether the paths are whole migration histories (directories, or the
+/// configured directory), so an index none of them creates is missing.
+pub fn whole_history(paths: &[PathBuf]) -> bool {
+    paths.is_empty() || paths.iter().all(|p| p.is_dir())
 }
 
 fn display(path: &Path) -> String {

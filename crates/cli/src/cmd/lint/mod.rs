@@ -6,6 +6,8 @@
 //! hands the report to a renderer (`human`, `json`). The rules themselves
 //! live in the `lull-analyzer` crate.
 
+mod changed;
+mod database;
 mod human;
 pub(crate) mod inputs;
 mod json;
@@ -15,7 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
-use lull_analyzer::{lint, rules, Level, LintOptions, LintReport, Runner, Severity, TableStats};
+use lull_analyzer::{
+    lint, rules, Level, LintOptions, LintReport, Runner, Severity, SourceFile, TableStats, Tool,
+};
 use lull_config::{Config, RunnerKind};
 
 use crate::context::GlobalArgs;
@@ -28,8 +32,18 @@ use crate::error::{exit, CliError, CliResult};
 /// without NOT VALID, a column type change that rewrites the table, ...),
 /// changes the running application cannot cope with (renames, drops) and
 /// process problems (missing IF NOT EXISTS, unbatched backfills), each
-/// with the safe alternative. Tables created earlier in the same run are
-/// exempt from locking rules.
+/// with the safe alternative. Tables created earlier in the same
+/// migration file are exempt from locking rules; a table an earlier file
+/// created is live by the time a later file runs. With a database URL
+/// the migrations still pending there run together, so tables created by
+/// one pending migration are new for the next.
+///
+/// Who applies the files decides their transactions: lint reads it from
+/// the layout (Prisma, Drizzle, Flyway, diesel, dbmate, sqlx,
+/// golang-migrate, lull) unless --runner or `runner` in lull.toml says
+/// otherwise. With lull as the runner, hazards `lull migrate` rewrites
+/// itself are information. `--pg-version` (or `pg_version`, or the
+/// server's version with a URL) makes rules follow the target version.
 ///
 /// PATHS are migration directories (any layout lull reads: sqlx,
 /// golang-migrate, dbmate, diesel, Prisma, Drizzle, Flyway, lull), single
@@ -54,6 +68,7 @@ use crate::error::{exit, CliError, CliResult};
 ///   lull lint migrations/
 ///   lull lint --format json --fail-on warning db/migrate/20240101_add_index.sql
 ///   git show HEAD:migrations/0042.sql | lull lint -
+///   lull lint --changed-since origin/main migrations/
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -87,6 +102,17 @@ pub struct Args {
     /// Do not read table sizes from the database even when a URL is set.
     #[arg(long)]
     pub offline: bool,
+
+    /// Report only on migrations added or edited since this git revision
+    /// (e.g. origin/main), linted against the rest of the history.
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
+
+    /// The PostgreSQL major version the migrations will run on, e.g. 15
+    /// [default: `pg_version` in lull.toml, else the server's with a URL,
+    /// else current].
+    #[arg(long, value_name = "MAJOR")]
+    pub pg_version: Option<u32>,
 }
 
 /// How findings are printed.
@@ -122,12 +148,78 @@ pub enum RunnerArg {
     Transactional,
     /// Another tool runs each statement on its own.
     Autocommit,
+    /// Prisma Migrate.
+    Prisma,
+    /// Drizzle.
+    Drizzle,
+    /// Flyway.
+    Flyway,
+    /// diesel.
+    Diesel,
+    /// dbmate.
+    Dbmate,
+    /// sqlx.
+    Sqlx,
+    /// golang-migrate.
+    GolangMigrate,
+}
+
+impl RunnerArg {
+    fn choice(self) -> (Runner, Option<Tool>) {
+        let tool = |t: Tool| (t.runner(), Some(t));
+        match self {
+            RunnerArg::Lull => tool(Tool::Lull),
+            RunnerArg::Transactional => (Runner::Transactional, None),
+            RunnerArg::Autocommit => (Runner::Autocommit, None),
+            RunnerArg::Prisma => tool(Tool::Prisma),
+            RunnerArg::Drizzle => tool(Tool::Drizzle),
+            RunnerArg::Flyway => tool(Tool::Flyway),
+            RunnerArg::Diesel => tool(Tool::Diesel),
+            RunnerArg::Dbmate => tool(Tool::Dbmate),
+            RunnerArg::Sqlx => tool(Tool::Sqlx),
+            RunnerArg::GolangMigrate => tool(Tool::GolangMigrate),
+        }
+    }
+}
+
+/// The runner `--runner` or lull.toml names, if any (else the layout
+/// decides, per directory).
+pub(crate) fn runner_choice(
+    config: &Config,
+    flag: Option<RunnerArg>,
+) -> Option<(Runner, Option<Tool>)> {
+    if let Some(flag) = flag {
+        return Some(flag.choice());
+    }
+    let arg = match config.settings.runner? {
+        RunnerKind::Lull => RunnerArg::Lull,
+        RunnerKind::Transactional => RunnerArg::Transactional,
+        RunnerKind::Autocommit => RunnerArg::Autocommit,
+        RunnerKind::Prisma => RunnerArg::Prisma,
+        RunnerKind::Drizzle => RunnerArg::Drizzle,
+        RunnerKind::Flyway => RunnerArg::Flyway,
+        RunnerKind::Diesel => RunnerArg::Diesel,
+        RunnerKind::Dbmate => RunnerArg::Dbmate,
+        RunnerKind::Sqlx => RunnerArg::Sqlx,
+        RunnerKind::GolangMigrate => RunnerArg::GolangMigrate,
+    };
+    Some(arg.choice())
+}
+
+/// Applies a configured runner to every file (it wins over the layout).
+pub(crate) fn stamp_runner(files: &mut [SourceFile], choice: Option<(Runner, Option<Tool>)>) {
+    if let Some((runner, tool)) = choice {
+        for file in files {
+            file.runner = Some(runner);
+            file.tool = tool;
+        }
+    }
 }
 
 /// Runs `lull lint`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let config = global.config()?;
-    let opts = options(global, &config, &args)?;
+    let mut opts = options(global, &config, &args)?;
     let fail_on = match args.fail_on {
         Some(f) => f,
         None => match config.settings.lint.fail_on.as_deref() {
@@ -143,8 +235,33 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         },
     };
     let excludes = inputs::excludes(&config)?;
-    let files = inputs::collect(&args.paths, &config, &excludes)?;
-    let report = lint(&files, &opts);
+    let collected = inputs::collect(&args.paths, &config, &excludes)?;
+    let mut files = collected.files;
+    stamp_runner(&mut files, runner_choice(&config, args.runner));
+    opts.whole_history = inputs::whole_history(&args.paths);
+    if let Some(url) = (!args.offline)
+        .then(|| global.database_url(&config).ok())
+        .flatten()
+    {
+        let db = database::read(&url, config.schema())?;
+        if opts.pg_version.is_none() {
+            opts.pg_version = db.major;
+        }
+        opts.catalog_indexes = Some(db.indexes);
+        mark_pending(&mut files, &collected.ids, &db.applied);
+    }
+    let mut report = lint(&files, &opts);
+    if let Some(reference) = &args.changed_since {
+        let changed = changed::changed_since(reference)?;
+        let keep: std::collections::BTreeSet<String> = files
+            .iter()
+            .filter(|f| changed::is_changed(&f.path, &changed))
+            .map(|f| f.path.clone())
+            .collect();
+        report.findings.retain(|f| keep.contains(&f.file));
+        report.files.retain(|f| keep.contains(&f.path));
+        files.retain(|f| keep.contains(&f.path));
+    }
     match args.format {
         Format::Human => human::print(&report, &files, &opts),
         Format::Json => json::print(&report),
@@ -159,10 +276,36 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
 }
 
+/// Marks runs of consecutive migrations not yet applied on the database:
+/// one deploy applies them together, so each joins the one before it.
+fn mark_pending(
+    files: &mut [SourceFile],
+    ids: &[Option<(String, String)>],
+    applied: &std::collections::BTreeSet<String>,
+) {
+    let mut previous_pending = false;
+    for (file, id) in files.iter_mut().zip(ids) {
+        let pending = id
+            .as_ref()
+            .is_some_and(|(version, label)| !applied.contains(version) && !applied.contains(label));
+        file.runs_with_previous = pending && previous_pending;
+        previous_pending = pending;
+    }
+}
+
 /// Builds the analyzer's options from lull.toml, flags and table sizes.
 pub fn options(global: &GlobalArgs, config: &Config, args: &Args) -> Result<LintOptions, CliError> {
     let mut opts = config_options(config, args.runner, &args.enable)?;
     opts.stats = table_stats(global, config, args)?;
+    opts.pg_version = args.pg_version.or(config.pg_version());
+    if let Some(v) = opts.pg_version {
+        if !(9..=99).contains(&v) {
+            return Err(CliError::new(format!(
+                "--pg-version {v} is not a PostgreSQL major version"
+            ))
+            .hint("write the major version, e.g. --pg-version 15"));
+        }
+    }
     Ok(opts)
 }
 
@@ -175,16 +318,7 @@ pub(crate) fn config_options(
     enable: &[String],
 ) -> Result<LintOptions, CliError> {
     let lint_cfg = &config.settings.lint;
-    let runner = match runner {
-        Some(RunnerArg::Lull) => Runner::Lull,
-        Some(RunnerArg::Transactional) => Runner::Transactional,
-        Some(RunnerArg::Autocommit) => Runner::Autocommit,
-        None => match config.runner() {
-            RunnerKind::Lull => Runner::Lull,
-            RunnerKind::Transactional => Runner::Transactional,
-            RunnerKind::Autocommit => Runner::Autocommit,
-        },
-    };
+    let runner = runner_choice(config, runner).map_or(Runner::Lull, |(r, _)| r);
     let mut opts = LintOptions {
         runner,
         ..LintOptions::default()
