@@ -18,11 +18,15 @@ mod concurrently_in_transaction;
 mod constraint_not_valid;
 mod create_index_not_concurrently;
 mod detach_partition_not_concurrently;
+mod domain_constraint;
 mod drop_column;
 mod drop_index_not_concurrently;
+mod drop_not_null;
 mod drop_object;
 mod drop_table;
+mod enum_value_used_in_transaction;
 mod exclusion_constraint;
+mod hidden_ddl;
 mod identifier_too_long;
 mod lock_table;
 mod meta;
@@ -37,13 +41,16 @@ mod prefer_timestamptz;
 mod refresh_matview_not_concurrently;
 mod reindex_not_concurrently;
 mod rename_column;
+mod rename_object;
 mod rename_table;
 mod requires_newer_postgres;
 mod risky_without_down;
 pub(crate) mod set_not_null;
 mod statements_after_exclusive_lock;
 mod table_rewrite;
+mod timeout_disabled;
 mod too_many_index_builds;
+mod transaction_shape;
 mod truncate;
 mod unbatched_backfill;
 pub(crate) mod unindexed_foreign_key;
@@ -113,15 +120,21 @@ static ALL: &[&Rule] = &[
     &refresh_matview_not_concurrently::RULE,
     &detach_partition_not_concurrently::RULE,
     &exclusion_constraint::RULE,
+    &domain_constraint::RULE,
     &requires_newer_postgres::RULE,
     &statements_after_exclusive_lock::RULE,
     &missing_lock_timeout::RULE,
     &missing_statement_timeout::RULE,
+    &timeout_disabled::RULE,
+    &transaction_shape::RULE,
+    &enum_value_used_in_transaction::RULE,
     &rename_column::RULE,
     &rename_table::RULE,
+    &rename_object::RULE,
     &drop_column::RULE,
     &drop_table::RULE,
     &drop_object::RULE,
+    &drop_not_null::RULE,
     &truncate::RULE,
     &missing_if_not_exists::RULE,
     &unnamed_index::RULE,
@@ -131,6 +144,7 @@ static ALL: &[&Rule] = &[
     &risky_without_down::RULE,
     &unindexed_foreign_key::RULE,
     &identifier_too_long::RULE,
+    &hidden_ddl::RULE,
     &prefer_bigint::RULE,
     &prefer_timestamptz::RULE,
     &prefer_text::RULE,

@@ -22,7 +22,8 @@ table-rewrite: VACUUM FULL, CLUSTER, SET TABLESPACE, SET LOGGED/UNLOGGED rewrite
 What it flags
   VACUUM FULL, CLUSTER, ALTER TABLE ... SET TABLESPACE, SET LOGGED,
   SET UNLOGGED and SET ACCESS METHOD on a table that existed before the
-  run.
+  migration file ran; a bare `CLUSTER;` or `VACUUM FULL;`, which rewrite
+  every table they apply to.
 
 Why it hurts
   Each copies the whole table (and rebuilds its indexes) into new files
@@ -48,6 +49,21 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             NodeEnum::AlterTableStmt(_) => "this ALTER TABLE",
             _ => continue,
         };
+        // A bare CLUSTER (or VACUUM FULL) re-writes every table it may.
+        let bare = match stmt.ast() {
+            NodeEnum::ClusterStmt(c) => c.relation.is_none(),
+            NodeEnum::VacuumStmt(v) => {
+                v.is_vacuumcmd && v.rels.is_empty() && crate::ast::has_option(&v.options, "full")
+            }
+            _ => false,
+        };
+        if bare {
+            hits.push(Hit::new(
+                i,
+                format!("{what} without a table rewrites every table it applies to under ACCESS EXCLUSIVE, one after another"),
+            ));
+            continue;
+        }
         for table in stmt.facts.rewrites.iter().filter(|t| ctx.existing(i, t)) {
             if matches!(stmt.ast(), NodeEnum::AlterTableStmt(_)) && !rewrites_storage(stmt) {
                 continue;
@@ -89,6 +105,8 @@ mod tests {
         assert_eq!(hits(ID, "CLUSTER orders USING orders_pkey").len(), 1);
         assert_eq!(hits(ID, "ALTER TABLE orders SET TABLESPACE fast").len(), 1);
         assert_eq!(hits(ID, "ALTER TABLE orders SET LOGGED").len(), 1);
+        assert_eq!(hits(ID, "CLUSTER").len(), 1);
+        assert_eq!(hits(ID, "VACUUM FULL").len(), 1);
     }
 
     #[test]

@@ -267,6 +267,7 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<Input>, CliEr
                 line_offset: up.line_offset,
                 no_transaction: m.no_transaction,
                 has_down: m.layout.has_down().then_some(m.down.is_some()),
+                ..SourceFile::default()
             },
             path: Some(up.path.clone()),
             offset,
