@@ -853,8 +853,11 @@ mod tests {
         };
         // Idempotency guards matter where nothing tracks the steps.
         opts.lint.runner = Runner::Autocommit;
-        let result = fix(&[file("CREATE INDEX i ON t (a);")], &opts).remove(0);
-        assert_eq!(result.fixed, "CREATE INDEX IF NOT EXISTS i ON t (a);");
+        let result = fix(&[file("CREATE INDEX i ON t (a);\nSELECT 1;")], &opts).remove(0);
+        assert_eq!(
+            result.fixed,
+            "CREATE INDEX IF NOT EXISTS i ON t (a);\nSELECT 1;"
+        );
     }
 
     #[test]

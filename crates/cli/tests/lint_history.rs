@@ -192,13 +192,11 @@ fn pending_migrations_on_the_database_run_together() {
              INSERT INTO schema_migrations VALUES (1, false);",
         )
         .unwrap();
-    let (report, code) = run();
-    assert_eq!(
-        findings(&report, "create-index-not-concurrently").len(),
-        1,
-        "{report}"
-    );
-    assert_eq!(code, 1);
+    let (report, _) = run();
+    let index = findings(&report, "create-index-not-concurrently");
+    assert_eq!(index.len(), 1, "{report}");
+    // The database says the table is empty: a warning, not an error.
+    assert_eq!(index[0]["severity"], "warning");
     // The server's version is the target: this file is linted as for it.
     let version: i32 = client
         .query_one(

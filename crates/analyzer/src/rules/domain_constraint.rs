@@ -53,7 +53,12 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
                 if c.skip_validation {
                     continue;
                 }
-                let name = s.type_name.iter().filter_map(ast::string_value).collect::<Vec<_>>().join(".");
+                let name = s
+                    .type_name
+                    .iter()
+                    .filter_map(ast::string_value)
+                    .collect::<Vec<_>>()
+                    .join(".");
                 hits.push(
                     Hit::new(
                         i,
@@ -92,13 +97,27 @@ mod tests {
 
     #[test]
     fn flags_validated_domain_constraints_and_domain_checks() {
-        assert_eq!(hits(ID, "ALTER DOMAIN email ADD CONSTRAINT c CHECK (VALUE LIKE '%@%')").len(), 1);
-        assert_eq!(hits(ID, "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%')").len(), 1);
+        assert_eq!(
+            hits(
+                ID,
+                "ALTER DOMAIN email ADD CONSTRAINT c CHECK (VALUE LIKE '%@%')"
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            hits(ID, "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%')").len(),
+            1
+        );
     }
 
     #[test]
     fn allows_not_valid_and_plain_domains() {
-        assert!(hits(ID, "ALTER DOMAIN email ADD CONSTRAINT c CHECK (VALUE LIKE '%@%') NOT VALID").is_empty());
+        assert!(hits(
+            ID,
+            "ALTER DOMAIN email ADD CONSTRAINT c CHECK (VALUE LIKE '%@%') NOT VALID"
+        )
+        .is_empty());
         assert!(hits(ID, "ALTER DOMAIN email VALIDATE CONSTRAINT c").is_empty());
         assert!(hits(ID, "CREATE DOMAIN email AS text NOT NULL").is_empty());
     }

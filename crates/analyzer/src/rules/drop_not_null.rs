@@ -48,7 +48,10 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         if !ctx.existing(i, &table) {
             continue;
         }
-        for cmd in cmds.iter().filter(|c| subtype(c) == AlterTableType::AtDropNotNull) {
+        for cmd in cmds
+            .iter()
+            .filter(|c| subtype(c) == AlterTableType::AtDropNotNull)
+        {
             hits.push(
                 Hit::new(
                     i,
@@ -70,12 +73,19 @@ mod tests {
 
     #[test]
     fn flags_drop_not_null_on_existing_tables() {
-        assert_eq!(hits(ID, "ALTER TABLE t ALTER COLUMN a DROP NOT NULL").len(), 1);
+        assert_eq!(
+            hits(ID, "ALTER TABLE t ALTER COLUMN a DROP NOT NULL").len(),
+            1
+        );
     }
 
     #[test]
     fn allows_new_tables_and_set_not_null() {
-        assert!(hits(ID, "CREATE TABLE t (a int NOT NULL); ALTER TABLE t ALTER COLUMN a DROP NOT NULL").is_empty());
+        assert!(hits(
+            ID,
+            "CREATE TABLE t (a int NOT NULL); ALTER TABLE t ALTER COLUMN a DROP NOT NULL"
+        )
+        .is_empty());
         assert!(hits(ID, "ALTER TABLE t ALTER COLUMN a SET NOT NULL").is_empty());
     }
 

@@ -48,7 +48,9 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         let literal = format!("'{}'", s.new_val.replace('\'', "''"));
         let group = ctx.info[i].group;
         if let Some(j) = (i + 1..ctx.stmts.len()).find(|&j| {
-            ctx.info[j].in_transaction && ctx.info[j].group == group && ctx.stmts[j].text.contains(&literal)
+            ctx.info[j].in_transaction
+                && ctx.info[j].group == group
+                && ctx.stmts[j].text.contains(&literal)
         }) {
             hits.push(
                 Hit::new(
@@ -70,12 +72,20 @@ mod tests {
     const ID: &str = "enum-value-used-in-transaction";
 
     fn wrapped(sql: &str) -> Vec<String> {
-        hits_with(ID, sql, Setup { runner: Runner::Transactional, ..Setup::default() })
+        hits_with(
+            ID,
+            sql,
+            Setup {
+                runner: Runner::Transactional,
+                ..Setup::default()
+            },
+        )
     }
 
     #[test]
     fn flags_a_new_value_used_in_the_same_transaction() {
-        let sql = "ALTER TYPE s ADD VALUE 'refunded'; UPDATE o SET status = 'refunded' WHERE id = 1";
+        let sql =
+            "ALTER TYPE s ADD VALUE 'refunded'; UPDATE o SET status = 'refunded' WHERE id = 1";
         assert_eq!(wrapped(sql).len(), 1);
         assert_eq!(hits(ID, sql).len(), 1, "lull runs both in one transaction");
     }
@@ -83,9 +93,21 @@ mod tests {
     #[test]
     fn allows_use_after_commit_or_other_values() {
         assert!(wrapped("ALTER TYPE s ADD VALUE 'a'; UPDATE o SET status = 'b'").is_empty());
-        let auto = Setup { runner: Runner::Autocommit, ..Setup::default() };
-        assert!(hits_with(ID, "ALTER TYPE s ADD VALUE 'a'; UPDATE o SET status = 'a'", auto).is_empty());
-        assert!(hits(ID, "BEGIN; ALTER TYPE s ADD VALUE 'a'; COMMIT; UPDATE o SET status = 'a'").is_empty());
+        let auto = Setup {
+            runner: Runner::Autocommit,
+            ..Setup::default()
+        };
+        assert!(hits_with(
+            ID,
+            "ALTER TYPE s ADD VALUE 'a'; UPDATE o SET status = 'a'",
+            auto
+        )
+        .is_empty());
+        assert!(hits(
+            ID,
+            "BEGIN; ALTER TYPE s ADD VALUE 'a'; COMMIT; UPDATE o SET status = 'a'"
+        )
+        .is_empty());
     }
 
     #[test]

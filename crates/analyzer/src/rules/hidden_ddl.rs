@@ -37,7 +37,16 @@ Safe alternative
     ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;
 ";
 
-const DDL: &[&str] = &["alter ", "create ", "drop ", "truncate ", "lock ", "execute ", "reindex ", "cluster "];
+const DDL: &[&str] = &[
+    "alter ",
+    "create ",
+    "drop ",
+    "truncate ",
+    "lock ",
+    "execute ",
+    "reindex ",
+    "cluster ",
+];
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
     for (i, stmt) in ctx.stmts.iter().enumerate() {
@@ -83,7 +92,11 @@ mod tests {
     #[test]
     fn allows_bodies_without_ddl() {
         assert!(hits(ID, "DO $$ BEGIN RAISE NOTICE 'hi'; END $$").is_empty());
-        assert!(hits(ID, "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$").is_empty());
+        assert!(hits(
+            ID,
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$"
+        )
+        .is_empty());
         assert!(hits(ID, "ALTER TABLE t ADD COLUMN a int").is_empty());
     }
 

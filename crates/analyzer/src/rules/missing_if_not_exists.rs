@@ -25,7 +25,10 @@ What it flags
   can happen: outside a transaction, under a runner that does not track
   which statements of a file already ran (`runner = \"autocommit\"`, or a
   file that opts out of its tool's transaction: sqlx `-- no-transaction`,
-  dbmate `transaction:false`, a CONCURRENTLY statement after a COMMIT).
+  dbmate `transaction:false`, a CONCURRENTLY statement after a COMMIT),
+  and only where something can fail after it: the last statement of a
+  file undoes itself when it fails (unless it is a CONCURRENTLY build,
+  which leaves an INVALID index behind).
   Inside a transaction a failure rolls back everything, and under
   `lull migrate` every step is recorded, so the rule stays silent there.
   Covered: CREATE TABLE and named CREATE INDEX without IF NOT EXISTS;
@@ -57,8 +60,18 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
     if ctx.runner == Runner::Lull {
         return hits;
     }
+    // A failure leaves earlier work behind only when something follows:
+    // the last statement, if it fails, undoes itself (unless it cannot
+    // run in a transaction and leaves a leftover, like CONCURRENTLY).
+    let last_real = ctx
+        .stmts
+        .iter()
+        .rposition(|s| s.facts.class != crate::facts::Class::Transaction);
     for (i, stmt) in ctx.stmts.iter().enumerate() {
         if ctx.info.get(i).is_some_and(|t| t.in_transaction) {
+            continue;
+        }
+        if Some(i) == last_real && stmt.facts.transactional {
             continue;
         }
         let (message, help) = match stmt.ast() {
@@ -221,14 +234,21 @@ mod tests {
 
     #[test]
     fn flags_unguarded_create_and_drop_outside_a_transaction() {
-        assert_eq!(auto("CREATE TABLE t (id int)").len(), 1);
+        assert_eq!(auto("CREATE TABLE t (id int); SELECT 1").len(), 1);
         assert_eq!(auto("CREATE INDEX CONCURRENTLY i ON t (a)").len(), 1);
-        assert_eq!(auto("DROP INDEX i; DROP TABLE t; DROP TYPE e").len(), 3);
         assert_eq!(
-            auto("ALTER TABLE t ADD COLUMN a int, DROP COLUMN b").len(),
+            auto("DROP INDEX i; DROP TABLE t; DROP TYPE e; SELECT 1").len(),
+            3
+        );
+        assert_eq!(
+            auto("ALTER TABLE t ADD COLUMN a int, DROP COLUMN b; SELECT 1").len(),
             1
         );
-        assert_eq!(auto("ALTER TABLE t DROP CONSTRAINT c").len(), 1);
+        assert_eq!(auto("ALTER TABLE t DROP CONSTRAINT c; SELECT 1").len(), 1);
+        // The last statement undoes itself when it fails...
+        assert!(auto("SELECT 1; CREATE TABLE t (id int)").is_empty());
+        // ...unless it leaves an INVALID index behind.
+        assert_eq!(auto("CREATE INDEX CONCURRENTLY i ON t (a)").len(), 1);
     }
 
     #[test]

@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn allows_new_objects_and_other_renames() {
         assert!(hits(ID, "CREATE VIEW v AS SELECT 1; ALTER VIEW v RENAME TO w").is_empty());
-        assert!(hits(ID, "ALTER TABLE t RENAME TO u").is_empty(), "rename-table's job");
+        assert!(
+            hits(ID, "ALTER TABLE t RENAME TO u").is_empty(),
+            "rename-table's job"
+        );
         assert!(hits(ID, "ALTER TABLE t RENAME COLUMN a TO b").is_empty());
         assert!(hits(ID, "ALTER TYPE mood ADD VALUE 'ok'").is_empty());
     }

@@ -50,8 +50,17 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         }
         if s.args.len() == 1 && is_zero(&s.args[0]) {
             hits.push(
-                Hit::new(i, format!("`{}` = 0 removes the bound: a blocked or runaway statement waits forever", s.name))
-                    .help(Some(format!("SET {} = '2s';  -- or as long as the statement really needs", s.name))),
+                Hit::new(
+                    i,
+                    format!(
+                        "`{}` = 0 removes the bound: a blocked or runaway statement waits forever",
+                        s.name
+                    ),
+                )
+                .help(Some(format!(
+                    "SET {} = '2s';  -- or as long as the statement really needs",
+                    s.name
+                ))),
             );
         }
     }
@@ -67,7 +76,12 @@ fn is_zero(node: &pg_query::protobuf::Node) -> bool {
         Some(Val::Ival(v)) => v.ival == 0,
         Some(Val::Fval(v)) => v.fval.parse::<f64>().is_ok_and(|f| f == 0.0),
         Some(Val::Sval(v)) => {
-            let digits: String = v.sval.trim().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let digits: String = v
+                .sval
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
             !digits.is_empty() && digits.parse::<f64>().is_ok_and(|f| f == 0.0)
         }
         _ => false,

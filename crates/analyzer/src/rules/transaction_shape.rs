@@ -61,7 +61,9 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
                     open = Some(i);
                 }
             }
-            Ok(K::TransStmtCommit | K::TransStmtPrepare | K::TransStmtCommitPrepared) => open = None,
+            Ok(K::TransStmtCommit | K::TransStmtPrepare | K::TransStmtCommitPrepared) => {
+                open = None
+            }
             Ok(K::TransStmtRollback) => {
                 open = None;
                 hits.push(
@@ -75,8 +77,11 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
     let wrapped = crate::lint::file_wrapped(ctx.file, ctx.stmts, ctx.opts);
     if let Some(i) = open.filter(|_| !wrapped) {
         hits.push(
-            Hit::new(i, "this BEGIN is never committed: the file ends inside a transaction block")
-                .help(Some("add COMMIT; after the block's last statement".into())),
+            Hit::new(
+                i,
+                "this BEGIN is never committed: the file ends inside a transaction block",
+            )
+            .help(Some("add COMMIT; after the block's last statement".into())),
         );
     }
     hits
@@ -98,7 +103,14 @@ mod tests {
     #[test]
     fn allows_well_formed_blocks() {
         assert!(hits(ID, "BEGIN; SELECT 1; COMMIT; BEGIN; SELECT 2; END;").is_empty());
-        assert!(hits(ID, "SELECT 1; COMMIT; CREATE INDEX CONCURRENTLY i ON t (a); BEGIN;").len() == 1);
+        assert!(
+            hits(
+                ID,
+                "SELECT 1; COMMIT; CREATE INDEX CONCURRENTLY i ON t (a); BEGIN;"
+            )
+            .len()
+                == 1
+        );
         assert!(hits(ID, "SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s;").is_empty());
         assert!(hits(ID, "SELECT 1").is_empty());
         let sqlx = Setup {
