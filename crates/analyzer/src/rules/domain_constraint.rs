@@ -70,18 +70,20 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
                     ))),
                 );
             }
-            NodeEnum::CreateDomainStmt(s) => {
+            NodeEnum::CreateDomainStmt(s)
                 if s.constraints
                     .iter()
                     .filter_map(ast::as_constraint)
-                    .any(|c| contype(c) == ConstrType::ConstrCheck)
-                {
-                    hits.push(
-                        Hit::new(i, "a CHECK on a domain can only be changed by scanning every column that uses the domain")
-                            .help(Some("consider a CHECK on the table columns instead".into()))
-                            .at_most(Severity::Info),
-                    );
-                }
+                    .any(|c| contype(c) == ConstrType::ConstrCheck) =>
+            {
+                hits.push(
+                    Hit::new(
+                        i,
+                        "a CHECK on a domain can only be changed by scanning every column that uses the domain",
+                    )
+                    .help(Some("consider a CHECK on the table columns instead".into()))
+                    .at_most(Severity::Info),
+                );
             }
             _ => {}
         }
