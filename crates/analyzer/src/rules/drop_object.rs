@@ -77,10 +77,10 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             if !ctx.existing(i, &table) {
                 continue;
             }
-            for cmd in cmds
-                .iter()
-                .filter(|c| subtype(c) == AlterTableType::AtDropConstraint)
-            {
+            for cmd in cmds.iter().filter(|c| {
+                subtype(c) == AlterTableType::AtDropConstraint
+                    && !added_before(ctx, i, &table, &c.name)
+            }) {
                 hits.push(
                     Hit::new(
                         i,
@@ -99,6 +99,20 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
         }
     }
     hits
+}
+
+/// Whether an earlier statement of the file added constraint `name` to
+/// `table` (a temporary CHECK, as the SET NOT NULL rewrite writes).
+fn added_before(ctx: &FileCtx, idx: usize, table: &str, name: &str) -> bool {
+    ctx.stmts[..idx].iter().any(|s| {
+        alter_table(s).is_some_and(|(rel, cmds)| {
+            ast::rel_name(rel) == table
+                && cmds
+                    .iter()
+                    .filter_map(|c| super::added_constraint(c))
+                    .any(|c| c.conname == name)
+        })
+    })
 }
 
 fn kind_name(kind: i32) -> Option<&'static str> {
@@ -218,6 +232,11 @@ mod tests {
         )
         .is_empty());
         assert!(hits(ID, "DROP TABLE t; DROP INDEX i").is_empty());
+        assert!(hits(
+            ID,
+            "ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE t DROP CONSTRAINT c"
+        )
+        .is_empty());
     }
 
     #[test]
