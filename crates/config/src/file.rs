@@ -127,6 +127,10 @@ section! {
         /// The PostgreSQL major version migrations will run on (e.g. 15);
         /// unset: read from the server when a URL is given, else current.
         pub pg_version: Option<u32>,
+        /// Which other tool's history table to keep beside lull's:
+        /// `auto` (default: the layout's tool, when its table exists),
+        /// `lull` (none), or a tool name (`sqlx`, `prisma`, ...).
+        pub history: Option<String>,
         /// Lock and timeout policy per statement class.
         pub policy: PolicySection,
         /// Lint settings.
@@ -347,6 +351,11 @@ impl Config {
     /// The lock policies with defaults filled in.
     pub fn policies(&self) -> Policies {
         Policies::from_section(&self.settings.policy)
+    }
+
+    /// The `history` setting as written (default `auto`).
+    pub fn history(&self) -> &str {
+        self.settings.history.as_deref().unwrap_or("auto")
     }
 
     /// The schema lull keeps its own tables in.

@@ -15,6 +15,7 @@ pub mod db;
 mod error;
 pub mod events;
 pub mod executor;
+pub mod history;
 pub mod index_build;
 pub mod libpq;
 pub mod lock;

@@ -18,6 +18,7 @@ use crate::db::{backend_pid, connect, session_guards};
 use crate::error::{EngineError, ErrorKind};
 use crate::events::{no_events, Event, EventSink};
 use crate::executor::{rerun_is_harmless, Executor, StepContext};
+use crate::history::{Active, HistoryChoice, RecordContext};
 use crate::index_build::CancelToken;
 use crate::lock;
 use crate::plan::{
@@ -42,6 +43,8 @@ pub struct RunnerOptions {
     pub lock_wait: Duration,
     /// Accept applied migrations whose file changed.
     pub allow_changed: bool,
+    /// Which other tool's history table to keep beside lull's own.
+    pub history: HistoryChoice,
 }
 
 impl RunnerOptions {
@@ -56,6 +59,7 @@ impl RunnerOptions {
             rewrites: true,
             lock_wait: Duration::ZERO,
             allow_changed: false,
+            history: HistoryChoice::Auto,
         }
     }
 
@@ -112,6 +116,9 @@ pub struct MigrationStatus {
     pub changed: bool,
     /// The recorded row, if any.
     pub record: Option<MigrationRecord>,
+    /// Where the record came from: `lull`, the tool's name (`prisma`:
+    /// only the tool's table has it), `lull+prisma`, or empty when pending.
+    pub source: String,
     /// Recorded steps (up direction), or the planned steps for a pending
     /// migration (status `pending`).
     pub steps: Vec<StepStatus>,
@@ -235,11 +242,13 @@ impl Runner {
         })
     }
 
-    /// Refuses applied migrations whose file changed (unless allowed).
+    /// Refuses applied migrations whose file changed (unless allowed):
+    /// against lull's checksum, and against the tool's in its algorithm.
     fn check_checksums(
         &self,
         migrations: &[Migration],
         records: &[MigrationRecord],
+        tool: Option<&Active>,
     ) -> Result<(), EngineError> {
         if self.opts.allow_changed {
             return Ok(());
@@ -258,17 +267,60 @@ impl Runner {
                 }
             }
         }
+        if let Some(tool) = tool {
+            for m in migrations {
+                tool.check_checksum(m)?;
+            }
+        }
         Ok(())
     }
 
+    /// The migration a typed version names. diesel versions may be typed
+    /// as their folder names spell them (`2025-08-01-000016`).
     fn find<'m>(migrations: &'m [Migration], version: &str) -> Result<&'m Migration, EngineError> {
         migrations
             .iter()
-            .find(|m| compare_versions(&m.version, version).is_eq())
+            .find(|m| same_version(m, version))
             .ok_or_else(|| EngineError::UnknownVersion {
                 version: version.to_string(),
                 hint: "`lull status` lists the versions found in the migrations directory".into(),
             })
+    }
+
+    /// The other tool's history table for this run, created the way the
+    /// tool does when it was named explicitly and `write` is set.
+    async fn tool(
+        &self,
+        client: &Client,
+        migrations: &[Migration],
+        write: bool,
+    ) -> Result<Option<Active>, EngineError> {
+        let mut tool = Active::load(client, self.opts.history, migrations).await?;
+        if write {
+            if let Some(t) = &mut tool {
+                t.ensure(client).await?;
+            }
+        }
+        Ok(tool)
+    }
+
+    /// What a tool's row for `version` needs: the run time and start from
+    /// lull's own record of the same run.
+    fn record_context<'m>(&self, migrations: &'m [Migration], version: &str) -> RecordContext<'m> {
+        let from = format!(
+            "FROM {}.{} WHERE version = {}",
+            lull_analyzer::sql::quote_ident(self.state.schema()),
+            lull_analyzer::sql::quote_ident("migrations"),
+            lull_analyzer::sql::quote_literal(version)
+        );
+        RecordContext {
+            migrations,
+            elapsed_ms: format!(
+                "coalesce((SELECT (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint {from}), 0)"
+            ),
+            started_at: format!("coalesce((SELECT started_at {from}), now())"),
+            marked: false,
+        }
     }
 
     /// The migrations `migrate` would apply, planned, without taking the
@@ -280,34 +332,114 @@ impl Runner {
     ) -> Result<Vec<MigrationPlan>, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
         let records = self.state.migrations(&work).await?;
-        self.check_checksums(migrations, &records)?;
-        self.pending_plans(migrations, &records, to)
+        let tool = self.tool(&work, migrations, false).await?;
+        self.check_checksums(migrations, &records, tool.as_ref())?;
+        self.pending_plans(migrations, &records, tool.as_ref(), to)
     }
 
     fn pending_plans(
         &self,
         migrations: &[Migration],
         records: &[MigrationRecord],
+        tool: Option<&Active>,
         to: Option<&str>,
     ) -> Result<Vec<MigrationPlan>, EngineError> {
-        if let Some(to) = to {
-            Self::find(migrations, to)?;
-        }
+        let to = match to {
+            Some(to) => Some(Self::find(migrations, to)?.version.clone()),
+            None => None,
+        };
         let mut plans = Vec::new();
         for m in migrations {
-            if let Some(to) = to {
+            if let Some(to) = &to {
                 if compare_versions(&m.version, to).is_gt() {
                     break;
                 }
             }
-            let applied = records.iter().any(|r| {
-                r.status == Status::Applied && compare_versions(&r.version, &m.version).is_eq()
-            });
-            if !applied {
+            if !is_applied(records, tool, &m.version) {
                 plans.push(self.plan(m, Direction::Up)?);
             }
         }
         Ok(plans)
+    }
+
+    /// Refuses to run a migration the tool recorded as failed half-way
+    /// (lull cannot know how far it got).
+    fn refuse_tool_failures(
+        tool: &Active,
+        records: &[MigrationRecord],
+        plans: &[MigrationPlan],
+    ) -> Result<(), EngineError> {
+        for plan in plans {
+            let lull_knows = records
+                .iter()
+                .any(|r| compare_versions(&r.version, &plan.version).is_eq());
+            if lull_knows {
+                continue;
+            }
+            if tool.record(&plan.version).is_some_and(|r| !r.ok) {
+                return Err(EngineError::Other {
+                    message: format!(
+                        "{} recorded migration {}_{} as failed in {}; lull cannot know how much of it ran",
+                        tool.tool(),
+                        plan.version,
+                        plan.name,
+                        tool.adapter.table()
+                    ),
+                    hint: Some(format!(
+                        "check the database by hand: if the whole migration is there, `lull mark-applied {v}` \
+                         records it (in {table} too); otherwise undo what it did and resolve it in {tool} \
+                         (e.g. `prisma migrate resolve --rolled-back`, `migrate force`) before `lull migrate`",
+                        v = plan.version,
+                        table = tool.adapter.table(),
+                        tool = tool.tool(),
+                    )),
+                    kind: ErrorKind::Refused,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the tool's row for migrations lull applied without it (lull
+    /// ran before the tool's table was kept), so the two agree.
+    async fn sync_tool(
+        &self,
+        session: &Session,
+        tool: &Active,
+        migrations: &[Migration],
+        records: &[MigrationRecord],
+    ) -> Result<(), EngineError> {
+        let mut sql = Vec::new();
+        for r in records.iter().filter(|r| r.status == Status::Applied) {
+            let Some(m) = migrations
+                .iter()
+                .find(|m| compare_versions(&m.version, &r.version).is_eq())
+            else {
+                continue;
+            };
+            if tool.record(&m.version).is_none() {
+                sql.push(
+                    tool.adapter
+                        .record_sql(m, &RecordContext::marked(migrations))?,
+                );
+            }
+        }
+        if sql.is_empty() {
+            return Ok(());
+        }
+        session
+            .work
+            .batch_execute(&format!("BEGIN; {}; COMMIT", sql.join(";\n")))
+            .await
+            .map_err(|e| {
+                EngineError::db(
+                    &format!(
+                        "recording lull's applied migrations in {}",
+                        tool.adapter.table()
+                    ),
+                    e,
+                )
+            })
     }
 
     /// Applies every pending migration up to `to` (inclusive), resuming an
@@ -335,8 +467,13 @@ impl Runner {
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
         let records = self.state.migrations(&session.work).await?;
-        self.check_checksums(migrations, &records)?;
-        let plans = self.pending_plans(migrations, &records, to)?;
+        let tool = self.tool(&session.work, migrations, true).await?;
+        self.check_checksums(migrations, &records, tool.as_ref())?;
+        let plans = self.pending_plans(migrations, &records, tool.as_ref(), to)?;
+        if let Some(t) = &tool {
+            Self::refuse_tool_failures(t, &records, &plans)?;
+            self.sync_tool(session, t, migrations, &records).await?;
+        }
         let mut summary = RunSummary::default();
         for plan in &plans {
             let record = records
@@ -355,7 +492,17 @@ impl Runner {
                     kind: ErrorKind::Refused,
                 });
             }
-            self.run_plan(session, plan, &mut summary).await?;
+            let tool_sql = match &tool {
+                Some(t) => {
+                    let m = Self::find(migrations, &plan.version)?;
+                    Some(
+                        t.adapter
+                            .record_sql(m, &self.record_context(migrations, &plan.version))?,
+                    )
+                }
+                None => None,
+            };
+            self.run_plan(session, plan, tool_sql, &mut summary).await?;
             summary.versions.push(plan.version.clone());
         }
         summary.lock_wait = session.lock_waited;
@@ -384,44 +531,73 @@ impl Runner {
         target: RollbackTarget,
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
-        let mut records = self.state.migrations(&session.work).await?;
-        records.retain(|r| matches!(r.status, Status::Applied | Status::RollingBack));
-        records.sort_by(|a, b| compare_versions(&b.version, &a.version));
-        let chosen: Vec<&MigrationRecord> = match &target {
-            RollbackTarget::Steps(n) => records.iter().take(*n).collect(),
-            RollbackTarget::To(v) => {
-                Self::find(migrations, v)?;
-                records
+        let all = self.state.migrations(&session.work).await?;
+        let tool = self.tool(&session.work, migrations, true).await?;
+        // (version, name, lull's checksum): lull's applied records, then
+        // what only the tool's table says is applied.
+        let mut applied: Vec<(String, String, Option<String>)> = all
+            .iter()
+            .filter(|r| matches!(r.status, Status::Applied | Status::RollingBack))
+            .map(|r| (r.version.clone(), r.name.clone(), Some(r.checksum.clone())))
+            .collect();
+        if let Some(t) = &tool {
+            for rec in t.records.iter().filter(|r| r.ok) {
+                if all
                     .iter()
-                    .filter(|r| compare_versions(&r.version, v).is_gt())
+                    .any(|r| compare_versions(&r.version, &rec.version).is_eq())
+                {
+                    continue;
+                }
+                let name = migrations
+                    .iter()
+                    .find(|m| compare_versions(&m.version, &rec.version).is_eq())
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default();
+                applied.push((rec.version.clone(), name, None));
+            }
+        }
+        applied.sort_by(|a, b| compare_versions(&b.0, &a.0));
+        let chosen: Vec<&(String, String, Option<String>)> = match &target {
+            RollbackTarget::Steps(n) => applied.iter().take(*n).collect(),
+            RollbackTarget::To(v) => {
+                let v = Self::find(migrations, v)?.version.clone();
+                applied
+                    .iter()
+                    .filter(|r| compare_versions(&r.0, &v).is_gt())
                     .collect()
             }
         };
         let mut plans = Vec::new();
-        for r in &chosen {
-            let m = migrations.iter().find(|m| compare_versions(&m.version, &r.version).is_eq()).ok_or_else(|| {
+        for (version, name, checksum) in &chosen {
+            let m = migrations.iter().find(|m| compare_versions(&m.version, version).is_eq()).ok_or_else(|| {
                 EngineError::Other {
                     message: format!(
-                        "migration {}_{} is applied but its file is not in the migrations directory, so its \
-                         down SQL is unknown",
-                        r.version, r.name
+                        "migration {version}_{name} is applied but its file is not in the migrations directory, so its \
+                         down SQL is unknown"
                     ),
                     hint: Some("restore the file, or roll back fewer migrations".into()),
                     kind: ErrorKind::Error,
                 }
             })?;
-            if !self.opts.allow_changed && m.checksum != r.checksum {
-                return Err(EngineError::ChangedChecksum {
-                    version: r.version.clone(),
-                    recorded: r.checksum.clone(),
-                    current: m.checksum.clone(),
-                });
+            if !self.opts.allow_changed {
+                if let Some(recorded) = checksum.as_ref().filter(|c| **c != m.checksum) {
+                    return Err(EngineError::ChangedChecksum {
+                        version: version.clone(),
+                        recorded: recorded.clone(),
+                        current: m.checksum.clone(),
+                    });
+                }
+                if let Some(t) = &tool {
+                    t.check_checksum(m)?;
+                }
             }
-            plans.push(self.plan(m, Direction::Down)?);
+            let tool_sql = tool.as_ref().map(|t| t.adapter.forget_sql(m, migrations));
+            plans.push((self.plan(m, Direction::Down)?, tool_sql));
         }
         let mut summary = RunSummary::default();
-        for plan in &plans {
-            self.run_plan(session, plan, &mut summary).await?;
+        for (plan, tool_sql) in plans {
+            self.run_plan(session, &plan, tool_sql, &mut summary)
+                .await?;
             summary.versions.push(plan.version.clone());
         }
         summary.lock_wait = session.lock_waited;
@@ -430,36 +606,86 @@ impl Runner {
     }
 
     /// Records `version` as applied without running it ("skip now, build
-    /// later"). Returns false if it was already applied.
+    /// later"), in the tool's table too. Returns false if it was already
+    /// applied.
     pub async fn mark_applied(
         &self,
         migrations: &[Migration],
         version: &str,
     ) -> Result<bool, EngineError> {
+        let m = Self::find(migrations, version)?;
         let session = self.session(true).await?;
-        let result = self.mark_applied_in(&session, migrations, version).await;
+        let result = self.mark_in(&session, migrations, vec![m]).await;
+        session.release().await;
+        result.map(|done| !done.is_empty())
+    }
+
+    /// Records every migration up to `version` (inclusive) as applied
+    /// without running it, in one transaction, in the tool's table too
+    /// (Flyway's baseline, golang-migrate's force, Alembic's stamp).
+    /// Returns the versions newly recorded.
+    pub async fn mark_applied_through(
+        &self,
+        migrations: &[Migration],
+        version: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let last = Self::find(migrations, version)?.version.clone();
+        let chosen: Vec<&Migration> = migrations
+            .iter()
+            .filter(|m| compare_versions(&m.version, &last).is_le())
+            .collect();
+        let session = self.session(true).await?;
+        let result = self.mark_in(&session, migrations, chosen).await;
         session.release().await;
         result
     }
 
-    async fn mark_applied_in(
+    async fn mark_in(
         &self,
         session: &Session,
         migrations: &[Migration],
-        version: &str,
-    ) -> Result<bool, EngineError> {
-        let m = Self::find(migrations, version)?;
+        chosen: Vec<&Migration>,
+    ) -> Result<Vec<String>, EngineError> {
         let records = self.state.migrations(&session.work).await?;
-        if records
-            .iter()
-            .any(|r| r.status == Status::Applied && compare_versions(&r.version, version).is_eq())
-        {
-            return Ok(false);
+        let tool = self.tool(&session.work, migrations, true).await?;
+        let todo: Vec<&Migration> = chosen
+            .into_iter()
+            .filter(|m| !is_applied(&records, tool.as_ref(), &m.version))
+            .collect();
+        if todo.is_empty() {
+            return Ok(Vec::new());
         }
-        self.state
-            .mark_applied(&session.work, &m.version, &m.name, &m.checksum)
-            .await?;
-        Ok(true)
+        let work = &session.work;
+        work.batch_execute("BEGIN")
+            .await
+            .map_err(|e| EngineError::db("starting the mark-applied transaction", e))?;
+        let result = async {
+            for m in &todo {
+                self.state
+                    .mark_applied(work, &m.version, &m.name, &m.checksum)
+                    .await?;
+                if let Some(t) = &tool {
+                    let sql = t
+                        .adapter
+                        .record_sql(m, &RecordContext::marked(migrations))?;
+                    work.batch_execute(&sql).await.map_err(|e| {
+                        EngineError::db(
+                            &format!("recording {} in {}", m.label(), t.adapter.table()),
+                            e,
+                        )
+                    })?;
+                }
+            }
+            work.batch_execute("COMMIT")
+                .await
+                .map_err(|e| EngineError::db("committing the mark-applied transaction", e))
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = work.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+        Ok(todo.iter().map(|m| m.version.clone()).collect())
     }
 
     /// Settles one step whose outcome a run could not know (an autocommit
@@ -530,9 +756,10 @@ impl Runner {
     }
 
     /// Accepts edited files of applied migrations: records their current
-    /// checksums. Returns `(version, recorded, current)` for each change.
-    /// Nothing is run; use it after an edit that does not need re-applying
-    /// (a comment, formatting, a fix already made by hand).
+    /// checksums, in lull's table and in the tool's. Returns `(version,
+    /// recorded, current)` for each change. Nothing is run; use it after an
+    /// edit that does not need re-applying (a comment, formatting, a fix
+    /// already made by hand).
     pub async fn repair(
         &self,
         migrations: &[Migration],
@@ -564,32 +791,71 @@ impl Runner {
                 changed.push((r.version.clone(), r.checksum.clone(), m.checksum.clone()));
             }
         }
+        if let Some(t) = self.tool(&session.work, migrations, false).await? {
+            for m in migrations {
+                let Some(recorded) = t
+                    .record(&m.version)
+                    .filter(|r| r.ok)
+                    .and_then(|r| r.checksum.clone())
+                else {
+                    continue;
+                };
+                if t.adapter.checksum_matches(&recorded, m)? {
+                    continue;
+                }
+                if let Some(sql) = t.adapter.repair_sql(m)? {
+                    session.work.batch_execute(&sql).await.map_err(|e| {
+                        EngineError::db(
+                            &format!("updating the checksum in {}", t.adapter.table()),
+                            e,
+                        )
+                    })?;
+                    let current = t.adapter.checksum(m)?.unwrap_or_default();
+                    changed.push((
+                        format!("{} ({})", m.version, t.adapter.table()),
+                        recorded,
+                        current,
+                    ));
+                }
+            }
+        }
         Ok(changed)
     }
 
-    /// Every migration on disk or recorded, with its status and steps,
-    /// sorted by version. Reads only; creates nothing.
+    /// Every migration on disk or recorded, with its status, steps and
+    /// where its record came from, sorted by version. Reads only; creates
+    /// nothing.
     pub async fn status(
         &self,
         migrations: &[Migration],
     ) -> Result<Vec<MigrationStatus>, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
         let records = self.state.migrations(&work).await?;
+        let tool = self.tool(&work, migrations, false).await?;
         let mut out = Vec::new();
         for m in migrations {
             let record = records
                 .iter()
                 .find(|r| compare_versions(&r.version, &m.version).is_eq())
                 .cloned();
-            let (status, steps) = match &record {
-                Some(r) => {
+            let tool_record = tool.as_ref().and_then(|t| t.record(&m.version));
+            let tool_name = tool.as_ref().map(|t| t.tool().name());
+            let source = match (&record, tool_record, tool_name) {
+                (Some(_), Some(_), Some(name)) => format!("lull+{name}"),
+                (Some(_), _, _) => "lull".to_string(),
+                (None, Some(_), Some(name)) => name.to_string(),
+                _ => String::new(),
+            };
+            let (status, steps) = match (&record, tool_record) {
+                (Some(r), _) => {
                     let steps = self.state.steps(&work, &r.version, "up").await?;
                     (
                         status_name(r.status),
                         steps.into_iter().map(StepStatus::from).collect(),
                     )
                 }
-                None => {
+                (None, Some(t)) => (if t.ok { "applied" } else { "failed" }, Vec::new()),
+                (None, None) => {
                     let steps = self
                         .plan(m, Direction::Up)
                         .map(|p| {
@@ -610,7 +876,11 @@ impl Runner {
                     ("pending", steps)
                 }
             };
-            let changed = record.as_ref().is_some_and(|r| r.checksum != m.checksum);
+            let tool_changed = match &tool {
+                Some(t) => t.check_checksum(m).is_err(),
+                None => false,
+            };
+            let changed = record.as_ref().is_some_and(|r| r.checksum != m.checksum) || tool_changed;
             out.push(MigrationStatus {
                 version: m.version.clone(),
                 name: m.name.clone(),
@@ -618,6 +888,7 @@ impl Runner {
                 missing_file: false,
                 changed,
                 record,
+                source,
                 steps,
             });
         }
@@ -634,6 +905,7 @@ impl Runner {
                     missing_file: true,
                     changed: false,
                     record: Some(r.clone()),
+                    source: "lull".into(),
                     steps: steps.into_iter().map(StepStatus::from).collect(),
                 });
             }
@@ -647,6 +919,7 @@ impl Runner {
         &self,
         session: &Session,
         plan: &MigrationPlan,
+        tool_sql: Option<String>,
         summary: &mut RunSummary,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
@@ -681,10 +954,14 @@ impl Runner {
                 mode,
             )
             .await?;
-        let finish_sql = match direction {
+        let mut finish_sql = match direction {
             Direction::Up => self.state.finish_sql(&plan.version),
             Direction::Down => self.state.forget_sql(&plan.version),
         };
+        // The tool's row goes in the same transaction as lull's.
+        if let Some(extra) = tool_sql {
+            finish_sql = format!("{finish_sql};\n{extra}");
+        }
         let executor = Executor {
             url: &self.opts.url,
             policies: &self.opts.policies,
@@ -952,6 +1229,27 @@ fn unknown_outcome(version: &str, step: usize, sql: &str) -> EngineError {
         )),
         kind: ErrorKind::Refused,
     }
+}
+
+/// Whether `version` counts as applied: lull's record when it has one,
+/// else the tool's.
+fn is_applied(records: &[MigrationRecord], tool: Option<&Active>, version: &str) -> bool {
+    match records
+        .iter()
+        .find(|r| compare_versions(&r.version, version).is_eq())
+    {
+        Some(r) => r.status == Status::Applied,
+        None => tool.is_some_and(|t| t.applied(version)),
+    }
+}
+
+/// Whether a typed version names `m`; diesel versions may be typed with
+/// their dashes.
+fn same_version(m: &Migration, typed: &str) -> bool {
+    compare_versions(&m.version, typed).is_eq()
+        || (typed.contains('-')
+            && typed.chars().all(|c| c.is_ascii_digit() || c == '-')
+            && compare_versions(&m.version, &typed.replace('-', "")).is_eq())
 }
 
 fn status_name(s: Status) -> &'static str {

@@ -751,12 +751,24 @@ fn build_prisma(entries: &[Entry]) -> Result<Vec<Migration>, DiscoverError> {
             path: up_path,
             line_offset: 0,
         };
+        // Prisma's documented way down: a `down.sql` written beside
+        // `migration.sql` (by `prisma migrate diff`), run by hand.
+        let down_path = path.join("down.sql");
+        let down = if down_path.is_file() {
+            Some(SqlFile {
+                sql: read_text(&down_path)?,
+                path: down_path,
+                line_offset: 0,
+            })
+        } else {
+            None
+        };
         out.push(Migration {
             version: version.clone(),
             name: name.clone(),
             checksum: checksum(&up.sql),
             up: Some(up),
-            down: None,
+            down,
             layout: Layout::Prisma,
             no_transaction: false,
         });

@@ -24,8 +24,9 @@ pub enum Layout {
     /// diesel: a directory `<ver>_<name>/` with `up.sql` and `down.sql`
     /// (and optionally `metadata.toml` with `run_in_transaction = false`).
     Diesel,
-    /// Prisma: a directory `<timestamp>_<name>/` with `migration.sql`; no
-    /// down migrations.
+    /// Prisma: a directory `<timestamp>_<name>/` with `migration.sql`, and
+    /// optionally `down.sql` beside it (the down migration Prisma's docs
+    /// have teams generate with `prisma migrate diff`).
     Prisma,
     /// Drizzle: `NNNN_<name>.sql` with `--> statement-breakpoint` between
     /// statements, usually beside `meta/_journal.json`; no down migrations.
@@ -66,7 +67,9 @@ impl Layout {
         }
     }
 
-    /// Whether this layout can hold down migrations at all.
+    /// Whether this layout expects down migrations (lint rules ask for
+    /// one). Prisma's optional `down.sql` is read when present but not
+    /// expected.
     pub fn has_down(self) -> bool {
         !matches!(self, Layout::Prisma | Layout::Drizzle)
     }

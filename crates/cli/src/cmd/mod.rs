@@ -1,5 +1,6 @@
 //! One module per command (or command group).
 
+pub mod baseline;
 pub mod config;
 pub mod daemon;
 pub mod demo;

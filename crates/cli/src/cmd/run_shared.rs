@@ -41,6 +41,13 @@ pub struct DirArgs {
     /// (lull, sqlx, golang-migrate, dbmate, diesel, prisma, drizzle, flyway).
     #[arg(long, value_name = "LAYOUT", value_parser = parse_layout)]
     pub layout: Option<Layout>,
+
+    /// Which other tool's history table to keep beside lull's: auto (the
+    /// layout's tool, when its table exists), lull (none), or sqlx,
+    /// diesel, golang-migrate, dbmate, flyway, prisma, drizzle, refinery,
+    /// knex, rails, alembic [default: `history` in lull.toml, else auto].
+    #[arg(long, value_name = "TOOL")]
+    pub history: Option<String>,
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
@@ -78,6 +85,8 @@ pub struct Setup {
     pub migrations: Vec<Migration>,
     /// The migrations directory.
     pub dir: PathBuf,
+    /// `--history`, when given (it wins over lull.toml).
+    pub history: Option<String>,
 }
 
 impl Setup {
@@ -109,6 +118,7 @@ impl Setup {
             config,
             migrations,
             dir: path,
+            history: dir.history.clone(),
         })
     }
 
@@ -121,6 +131,13 @@ impl Setup {
         opts.rewrites = !run.no_rewrites;
         opts.lock_wait = run.lock_wait.std();
         opts.allow_changed = run.allow_changed;
+        let history = self
+            .history
+            .as_deref()
+            .unwrap_or_else(|| self.config.history());
+        opts.history = history.parse().map_err(|e: String| {
+            CliError::new(e).hint("set `history` in lull.toml or pass --history")
+        })?;
         Ok(opts)
     }
 }

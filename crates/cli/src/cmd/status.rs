@@ -22,7 +22,10 @@ use crate::error::CliResult;
 ///
 /// `--format json` prints one object per migration with `version`, `name`,
 /// `status` (applied|pending|failed|running), `changed`, `missing_file`,
-/// the recorded row and `steps`.
+/// the recorded row, `source` (where the record came from: `lull`, the
+/// kept tool's name such as `prisma`, or both as `lull+prisma`) and
+/// `steps`. Migrations another tool applied (its history table, see
+/// `history` in lull.toml) show as applied, recorded by that tool.
 ///
 /// Exit code: 0 when it could read the state, 2 otherwise.
 ///
@@ -90,6 +93,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         }
         if s.missing_file {
             notes.push("file missing".to_string());
+        }
+        if !s.source.is_empty() && s.source != "lull" {
+            notes.push(format!("recorded by {}", s.source));
         }
         if let Some(mode) = s
             .record

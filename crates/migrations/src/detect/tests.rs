@@ -206,6 +206,7 @@ fn prisma_directories() {
             "20240101000000_init/migration.sql",
             "create table users (id int);",
         ),
+        ("20240102000000_add_posts/down.sql", "drop table posts;"),
     ]);
     let ms = discover(dir.path()).unwrap();
     assert_eq!(ms.len(), 2);
@@ -213,6 +214,7 @@ fn prisma_directories() {
     assert_eq!(ms[0].layout, Layout::Prisma);
     assert!(ms[0].down.is_none());
     assert!(!ms[0].no_transaction);
+    assert_eq!(ms[1].down.as_ref().unwrap().sql, "drop table posts;");
 }
 
 #[test]
