@@ -25,7 +25,7 @@ use crate::error::CliResult;
 pub struct Args {
     /// The last version to record.
     #[arg(value_name = "VERSION")]
-    version: String,
+    target: String,
 
     #[command(flatten)]
     dir: DirArgs,
@@ -36,5 +36,5 @@ pub struct Args {
 
 /// Runs `lull baseline`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
-    through_version(global, &args.dir, &args.run, &args.version)
+    through_version(global, &args.dir, &args.run, &args.target)
 }
