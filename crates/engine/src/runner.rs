@@ -433,7 +433,7 @@ impl Runner {
             .await
             .map_err(|e| {
                 EngineError::db(
-                    &format!(
+                    format!(
                         "recording lull's applied migrations in {}",
                         tool.adapter.table()
                     ),
@@ -670,7 +670,7 @@ impl Runner {
                         .record_sql(m, &RecordContext::marked(migrations))?;
                     work.batch_execute(&sql).await.map_err(|e| {
                         EngineError::db(
-                            &format!("recording {} in {}", m.label(), t.adapter.table()),
+                            format!("recording {} in {}", m.label(), t.adapter.table()),
                             e,
                         )
                     })?;
@@ -806,7 +806,7 @@ impl Runner {
                 if let Some(sql) = t.adapter.repair_sql(m)? {
                     session.work.batch_execute(&sql).await.map_err(|e| {
                         EngineError::db(
-                            &format!("updating the checksum in {}", t.adapter.table()),
+                            format!("updating the checksum in {}", t.adapter.table()),
                             e,
                         )
                     })?;

@@ -445,7 +445,7 @@ impl Active {
             .await
             .map_err(|e| {
                 EngineError::db(
-                    &format!("creating {}'s table {}", self.tool(), self.adapter.table()),
+                    format!("creating {}'s table {}", self.tool(), self.adapter.table()),
                     e,
                 )
             })?;
@@ -510,7 +510,7 @@ async fn read(
     let rows = client
         .query(&adapter.read_sql(), &[])
         .await
-        .map_err(|e| EngineError::db(&format!("reading {}", adapter.table()), e))?;
+        .map_err(|e| EngineError::db(format!("reading {}", adapter.table()), e))?;
     let raw: Vec<RawRow> = rows
         .into_iter()
         .map(|r| RawRow {
