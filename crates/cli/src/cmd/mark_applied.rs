@@ -90,10 +90,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
                         version
                     );
                 } else {
-                    eprintln!(
-                        "recorded {} step {step} as done (nothing was run)",
-                        version
-                    );
+                    eprintln!("recorded {} step {step} as done (nothing was run)", version);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
