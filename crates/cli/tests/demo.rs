@@ -1,6 +1,7 @@
 //! `lull demo` as a new user runs it, with small settings: the table has
-//! its rows and columns, the naive run stalls writes for most of the read
-//! transaction's life, and the lull run stalls none over a second.
+//! its rows and columns, the naive run and the guides' recipe stall writes
+//! for most of the read transaction's life, and the lull run stalls none
+//! over a second.
 //!
 //! Behaviour, not speed: the margins are wide (a 3 s read transaction
 //! against a 1 s bound), so a loaded two-core machine does not make it
@@ -22,7 +23,7 @@ fn parse_latency(value: &str, unit: &str) -> Duration {
     }
 }
 
-/// The two cells (naive, lull) of a row of the side-by-side table.
+/// The cells (naive, recipe, lull) of a row of the side-by-side table.
 fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
     let line = table
         .lines()
@@ -34,20 +35,21 @@ fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
     line[name.len()..].split_whitespace().collect()
 }
 
-fn latencies(table: &str, name: &str) -> (Duration, Duration) {
+fn latencies(table: &str, name: &str) -> (Duration, Duration, Duration) {
     let cells = row(table, name);
-    assert_eq!(cells.len(), 4, "row `{name}`: {cells:?}");
+    assert_eq!(cells.len(), 6, "row `{name}`: {cells:?}");
     (
         parse_latency(cells[0], cells[1]),
         parse_latency(cells[2], cells[3]),
+        parse_latency(cells[4], cells[5]),
     )
 }
 
-fn counts(table: &str, name: &str) -> (u64, u64) {
+fn counts(table: &str, name: &str) -> (u64, u64, u64) {
     let cells = row(table, name);
-    assert_eq!(cells.len(), 2, "row `{name}`: {cells:?}");
+    assert_eq!(cells.len(), 3, "row `{name}`: {cells:?}");
     let n = |s: &str| s.replace(',', "").parse::<u64>().unwrap();
-    (n(cells[0]), n(cells[1]))
+    (n(cells[0]), n(cells[1]), n(cells[2]))
 }
 
 #[test]
@@ -68,33 +70,44 @@ fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
         "starting a throwaway PostgreSQL",
         "loading 50,000 rows",
         "naive run:",
+        "recipe run:",
         "lull run:",
         "a long read transaction opens on orders",
-        "lock not granted within 100ms",
+        "waiting for a gap, not in the lock queue, behind pid",
     ] {
         assert!(stderr.contains(phase), "no `{phase}` in:\n{stderr}");
     }
 
     // The stall is visible while it happens, in the naive run only.
-    assert!(stderr.contains("naive    writes stalled:"), "{stderr}");
-    assert!(!stderr.contains("lull     writes stalled:"), "{stderr}");
+    assert!(stderr.contains("naive     writes stalled:"), "{stderr}");
+    assert!(!stderr.contains("lull      writes stalled:"), "{stderr}");
 
-    // The table's shape: a header and five rows with a naive and a lull cell.
+    // The table's shape: a header and five rows with naive, recipe and
+    // lull cells.
     let header = stdout
         .lines()
-        .find(|l| l.split_whitespace().collect::<Vec<_>>() == ["naive", "lull"])
-        .unwrap_or_else(|| panic!("no naive/lull header in:\n{stdout}"));
-    assert!(header.find("naive") < header.find("lull"));
-    let (naive_worst, lull_worst) = latencies(&stdout, "worst write");
-    let (naive_p99, lull_p99) = latencies(&stdout, "p99 write");
-    let (naive_over, lull_over) = counts(&stdout, "writes over 1 s");
-    let (naive_writes, lull_writes) = counts(&stdout, "writes");
+        .find(|l| l.split_whitespace().collect::<Vec<_>>() == ["naive", "recipe", "lull"])
+        .unwrap_or_else(|| panic!("no naive/recipe/lull header in:\n{stdout}"));
+    assert!(header.find("naive") < header.find("recipe"));
+    let (naive_worst, recipe_worst, lull_worst) = latencies(&stdout, "worst write");
+    let (naive_p99, recipe_p99, lull_p99) = latencies(&stdout, "p99 write");
+    let (naive_over, recipe_over, lull_over) = counts(&stdout, "writes over 1 s");
+    let (naive_writes, recipe_writes, lull_writes) = counts(&stdout, "writes");
     let finish = row(&stdout, "finish time");
-    assert_eq!(finish.len(), 4, "{finish:?}");
-    assert!(naive_p99 <= naive_worst && lull_p99 <= lull_worst);
+    assert_eq!(finish.len(), 6, "{finish:?}");
+    assert!(naive_p99 <= naive_worst && recipe_p99 <= recipe_worst && lull_p99 <= lull_worst);
 
-    // Both runs wrote all along (200/s for several seconds each).
-    assert!(naive_writes > 500 && lull_writes > 500, "{stdout}");
+    // Every run wrote all along (200/s for several seconds each).
+    assert!(
+        naive_writes > 500 && recipe_writes > 500 && lull_writes > 500,
+        "{stdout}"
+    );
+    // The recipe's 5 s try queues behind the 3 s read transaction, and the
+    // writes queue behind it.
+    assert!(
+        recipe_worst >= Duration::from_millis(1800) && recipe_over > 0,
+        "recipe worst {recipe_worst:?}:\n{stdout}"
+    );
 
     // The naive ALTER queued behind the 3 s read transaction and every
     // write queued behind it: stalled for most of the blocker's life.
@@ -103,7 +116,7 @@ fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
         "naive worst {naive_worst:?}:\n{stdout}"
     );
     assert!(naive_over > 0, "{stdout}");
-    // lull's ALTER waited in short tries: no write over a second.
+    // lull's ALTER watched from outside the queue: no write over a second.
     assert!(
         lull_worst < Duration::from_secs(1),
         "lull worst {lull_worst:?}:\n{stdout}"
@@ -124,7 +137,7 @@ fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
         "CREATE INDEX CONCURRENTLY orders_customer_id_idx",
         "NOT VALID",
         "VALIDATE CONSTRAINT orders_customer_id_fkey",
-        "gave up after their lock_timeout",
+        "from outside the lock queue (writes went on)",
     ] {
         assert!(stdout.contains(step), "no `{step}` in:\n{stdout}");
     }

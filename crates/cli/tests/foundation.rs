@@ -97,7 +97,11 @@ database_url = "postgres://deploy:s3cr3t@db.prod:5432/shop"
 schema = "lull_prod"
 
 [env.production.policy.ddl]
-lock_timeouts = ["50ms", "250ms"]
+lock_timeout = "80ms"
+wait_budget = "2m"
+
+[env.production.policy.blockers]
+terminate_idle_in_transaction_after = "30s"
 "#;
 
 #[test]
@@ -111,7 +115,12 @@ fn config_is_found_in_a_parent_and_env_overrides_apply() {
     assert_eq!(base["schema"], "lull");
     assert_eq!(base["database_url"], "postgres://app:***@db.dev:5432/shop");
     assert_eq!(base["policies"]["ddl"]["statement_timeout"], "30s");
-    assert_eq!(base["policies"]["ddl"]["lock_timeouts"][0], "100ms");
+    assert_eq!(base["policies"]["ddl"]["lock_timeout"], "50ms");
+    assert_eq!(base["policies"]["ddl"]["wait_budget"], "10m");
+    assert_eq!(
+        base["policies"]["blockers"]["terminate_idle_in_transaction_after"],
+        serde_json::Value::Null
+    );
     let out = lull(&nested)
         .args(["config", "--json", "--env", "production"])
         .assert()
@@ -122,9 +131,11 @@ fn config_is_found_in_a_parent_and_env_overrides_apply() {
         prod["database_url"],
         "postgres://deploy:***@db.prod:5432/shop"
     );
+    assert_eq!(prod["policies"]["ddl"]["lock_timeout"], "80ms");
+    assert_eq!(prod["policies"]["ddl"]["wait_budget"], "2m");
     assert_eq!(
-        prod["policies"]["ddl"]["lock_timeouts"],
-        serde_json::json!(["50ms", "250ms"])
+        prod["policies"]["blockers"]["terminate_idle_in_transaction_after"],
+        "30s"
     );
     assert_eq!(prod["policies"]["ddl"]["statement_timeout"], "30s");
 }

@@ -136,8 +136,7 @@ fn wait_until(p: &Project, sql: &str, limit: Duration) {
 const WAITING_FOR_SNAPSHOTS: &str =
     "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index WHERE phase = 'waiting for old snapshots' AND datname = current_database())";
 
-const SHORT_RAMP: &str =
-    "[policy.ddl]\nlock_timeouts = [\"100ms\", \"100ms\", \"100ms\"]\nretry_sleeps = [\"100ms\"]\n";
+const SHORT_BUDGET: &str = "[policy.ddl]\nwait_budget = \"1s\"\n";
 
 #[test]
 fn migrate_status_rollback_round_trip() {
@@ -221,10 +220,10 @@ fn lock_contention_retries_then_succeeds_when_released() {
     p.write("001_add.sql", "alter table t add column c int;\n");
     let (_pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS SHARE MODE");
     let child = p.spawn(&["migrate"]);
-    // Let lull fail a few tries, then release the blocker.
+    // Let lull watch the holder for a while, then release it.
     wait_until(
         &p,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' AND wait_event_type = 'Lock' AND datname = current_database())",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull monitor' AND datname = current_database())",
         Duration::from_secs(30),
     );
     thread::sleep(Duration::from_millis(1500));
@@ -233,14 +232,14 @@ fn lock_contention_retries_then_succeeds_when_released() {
     let out = child.wait_with_output().unwrap();
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("lock not available"), "{text}");
+    assert!(text.contains("waiting for a gap"), "{text}");
     assert_eq!(p.scalar_i64("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'c'"), 1);
 }
 
 #[test]
 fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
     let p = Project::new();
-    p.config(SHORT_RAMP);
+    p.config(SHORT_BUDGET);
     p.client()
         .batch_execute("create table t (id int); create table log (n int)")
         .unwrap();
@@ -252,7 +251,7 @@ fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
     let out = p.lull().arg("migrate").assert().code(1);
     let text = output_text(out.get_output());
     assert!(
-        text.contains("could not take its locks in 3 tries"),
+        text.contains("could not take its locks within its wait budget"),
         "{text}"
     );
     assert!(
@@ -265,8 +264,8 @@ fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
     assert_eq!(p.statuses(), [("001".into(), "failed".into())]);
     assert_eq!(
         p.scalar_i64("SELECT tries::bigint FROM lull.steps WHERE version = '001'"),
-        3,
-        "the failed step records the tries it made"
+        0,
+        "the step never queued behind the holder, and records that it made no try"
     );
     release.send(()).unwrap();
     handle.join().unwrap();
@@ -278,7 +277,7 @@ fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
 #[test]
 fn lock_exhaustion_in_json_reports_the_blocker() {
     let p = Project::new();
-    p.config(SHORT_RAMP);
+    p.config(SHORT_BUDGET);
     p.client().batch_execute("create table t (id int)").unwrap();
     p.write("001_add.sql", "alter table t add column c int;\n");
     let (pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS SHARE MODE");
@@ -291,10 +290,15 @@ fn lock_exhaustion_in_json_reports_the_blocker() {
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "error");
     assert_eq!(last["blockers"]["blockers"][0]["pid"], pid, "{stdout}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("\"event\":\"lock-retry\"")),
+    let waiting: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["event"] == "lock-waiting")
+        .collect();
+    assert!(!waiting.is_empty(), "{stdout}");
+    assert_eq!(waiting[0]["holders"][0]["pid"], pid, "{stdout}");
+    assert_eq!(
+        waiting[0]["holders"][0]["mode"], "AccessShareLock",
         "{stdout}"
     );
     release.send(()).unwrap();
@@ -323,14 +327,9 @@ fn writer(url: String, for_how_long: Duration) -> thread::JoinHandle<Duration> {
 #[test]
 fn alter_behind_a_long_read_does_not_stall_writers_but_plain_alter_does() {
     let blocker_life = Duration::from_secs(5);
-    // lull: retries with a short lock_timeout keep the writer's worst wait
-    // near one try.
+    // lull: watching for the gap keeps the writer's worst wait near one
+    // short try at most.
     let p = Project::new();
-    let ramp: Vec<&str> = vec!["\"100ms\""; 60];
-    p.config(&format!(
-        "[policy.ddl]\nlock_timeouts = [{}]\nretry_sleeps = [\"150ms\"]\n",
-        ramp.join(", ")
-    ));
     p.client().batch_execute("create table t (id int)").unwrap();
     p.write("001_add.sql", "alter table t add column c int;\n");
     let (_pid, release, handle) = hold_lock(p.db.url(), "SELECT count(*) FROM t");

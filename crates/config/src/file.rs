@@ -141,23 +141,50 @@ section! {
 }
 
 section! {
-    /// `[policy]`: one table per statement class.
+    /// `[policy]`: one table per statement class, and what lull may do to
+    /// sessions that block it.
     pub struct PolicySection {
         pub ddl: DdlSection,
         pub dml: DmlSection,
         pub index: IndexSection,
+        pub blockers: BlockersSection,
     }
 }
 
 section! {
-    /// `[policy.ddl]`
+    /// `[policy.ddl]`: how a step that needs a lock stronger than the
+    /// application's gets it (gap-aware acquisition).
     pub struct DdlSection {
-        /// lock_timeout for each try, in order; the list is the whole ramp.
-        pub lock_timeouts: Option<Vec<Duration>>,
-        /// Sleep before each retry (the last value repeats).
-        pub retry_sleeps: Option<Vec<Duration>>,
+        /// lock_timeout of a try (tries are made only in a gap).
+        pub lock_timeout: Option<Duration>,
+        /// The most a try's lock_timeout may grow to on a hot table: the
+        /// worst write the application can see from lull.
+        pub max_lock_timeout: Option<Duration>,
+        /// Failed tries with no long holder present before the try's
+        /// lock_timeout doubles.
+        pub escalate_after: Option<u32>,
+        /// How often pg_locks is read while lull waits for a gap.
+        pub poll_interval: Option<Duration>,
+        /// Total time a step may wait for its locks before it fails with
+        /// the blocker report.
+        pub wait_budget: Option<Duration>,
         pub statement_timeout: Option<Duration>,
         pub idle_in_transaction_session_timeout: Option<Duration>,
+        /// Replaced by the settings above; refused with a message.
+        pub lock_timeouts: Option<Vec<Duration>>,
+        /// Replaced by the settings above; refused with a message.
+        pub retry_sleeps: Option<Vec<Duration>>,
+    }
+}
+
+section! {
+    /// `[policy.blockers]`: opt-in actions against sessions that keep a
+    /// step from its locks. Off unless set.
+    pub struct BlockersSection {
+        /// Terminate a blocking session idle in its transaction this long.
+        pub terminate_idle_in_transaction_after: Option<Duration>,
+        /// Cancel a blocking session's query running this long.
+        pub cancel_queries_after: Option<Duration>,
     }
 }
 
@@ -340,10 +367,35 @@ impl Config {
                 ));
             }
         }
-        if let Some(ramp) = &self.settings.policy.ddl.lock_timeouts {
-            if ramp.is_empty() || ramp.iter().any(|d| d.as_millis() == 0) {
-                return Err("policy.ddl.lock_timeouts must be a non-empty list of non-zero durations (lull never waits for a lock without a bound)".to_string());
+        let ddl = &self.settings.policy.ddl;
+        if ddl.lock_timeouts.is_some() || ddl.retry_sleeps.is_some() {
+            return Err("policy.ddl.lock_timeouts and retry_sleeps are gone: lull now tries only \
+                in a gap between conflicting transactions. Set lock_timeout (one try, e.g. \"50ms\"), \
+                max_lock_timeout (the cap on a hot table, e.g. \"500ms\") and wait_budget \
+                (e.g. \"10m\") instead"
+                .to_string());
+        }
+        for (name, value) in [
+            ("lock_timeout", ddl.lock_timeout),
+            ("max_lock_timeout", ddl.max_lock_timeout),
+            ("poll_interval", ddl.poll_interval),
+            ("wait_budget", ddl.wait_budget),
+        ] {
+            if value.is_some_and(|d| d.as_millis() == 0) {
+                return Err(format!(
+                    "policy.ddl.{name} must be more than 0 (lull never waits for a lock without a bound)"
+                ));
             }
+        }
+        let p = self.policies();
+        if p.ddl.max_lock_timeout < p.ddl.lock_timeout {
+            return Err(format!(
+                "policy.ddl.max_lock_timeout ({}) is below lock_timeout ({}); the cap must be at least the first try's timeout",
+                p.ddl.max_lock_timeout, p.ddl.lock_timeout
+            ));
+        }
+        if p.ddl.escalate_after == 0 {
+            return Err("policy.ddl.escalate_after must be at least 1".to_string());
         }
         Ok(())
     }
@@ -429,15 +481,68 @@ fn without_env(text: &str) -> String {
     out
 }
 
-/// `[policy.ddl]` resolved: how a DDL step runs.
+/// `[policy.ddl]` resolved: how a DDL step gets its locks and runs.
+///
+/// While a session holds or queues for a lock that conflicts with the
+/// step's, lull watches (every `poll_interval`) instead of queueing; in a
+/// gap it tries with `lock_timeout`. Only when tries keep failing with no
+/// long holder present (a hot table) does the try's timeout double, up to
+/// `max_lock_timeout`. After `wait_budget` the step fails with the blocker
+/// report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DdlPolicy {
-    /// lock_timeout per try; its length is the number of tries.
-    pub lock_timeouts: Vec<Duration>,
-    /// Sleep before retry N (the last value repeats).
-    pub retry_sleeps: Vec<Duration>,
+    /// lock_timeout of a try.
+    pub lock_timeout: Duration,
+    /// Cap of the escalated lock_timeout.
+    pub max_lock_timeout: Duration,
+    /// Failed tries without a long holder before the timeout doubles.
+    pub escalate_after: u32,
+    /// How often conflicting sessions are looked up while waiting.
+    pub poll_interval: Duration,
+    /// Total wait for the step's locks.
+    pub wait_budget: Duration,
     pub statement_timeout: Duration,
     pub idle_in_transaction_session_timeout: Duration,
+    /// How tries are made: in gaps (always, from `lull.toml`), or queued
+    /// the way the guides do it, for comparisons such as `lull demo`.
+    #[serde(skip)]
+    pub acquisition: Acquisition,
+}
+
+/// How a DDL step's tries are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Acquisition {
+    /// lull's way: watch while a conflicting session is there, try in the
+    /// gap.
+    #[default]
+    Gap,
+    /// The guides' recipe: every try queues for the lock with
+    /// `lock_timeout`; a failed one sleeps with exponential backoff
+    /// (jittered) and tries again, until the wait budget is spent.
+    Queue {
+        /// The first sleep.
+        backoff_base: Duration,
+        /// The longest sleep.
+        backoff_max: Duration,
+    },
+}
+
+/// `[policy.blockers]` resolved: `None` is off (the default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BlockersPolicy {
+    /// Terminate a session blocking lull's step that has been idle in its
+    /// transaction at least this long.
+    pub terminate_idle_in_transaction_after: Option<Duration>,
+    /// Cancel the query of a session blocking lull's step that has run at
+    /// least this long.
+    pub cancel_queries_after: Option<Duration>,
+}
+
+impl BlockersPolicy {
+    /// Whether any action is switched on.
+    pub fn is_on(&self) -> bool {
+        self.terminate_idle_in_transaction_after.is_some() || self.cancel_queries_after.is_some()
+    }
 }
 
 /// `[policy.dml]` resolved.
@@ -468,6 +573,7 @@ pub struct Policies {
     pub ddl: DdlPolicy,
     pub dml: DmlPolicy,
     pub index: IndexPolicy,
+    pub blockers: BlockersPolicy,
 }
 
 impl Default for Policies {
@@ -482,31 +588,15 @@ impl Policies {
         let secs = Duration::from_secs;
         Policies {
             ddl: DdlPolicy {
-                lock_timeouts: s.ddl.lock_timeouts.clone().unwrap_or_else(|| {
-                    vec![
-                        ms(100),
-                        ms(100),
-                        ms(200),
-                        ms(300),
-                        ms(500),
-                        secs(1),
-                        secs(2),
-                        secs(3),
-                        secs(5),
-                    ]
-                }),
-                retry_sleeps: s.ddl.retry_sleeps.clone().unwrap_or_else(|| {
-                    vec![
-                        ms(500),
-                        ms(1000),
-                        ms(1000),
-                        ms(2000),
-                        ms(2000),
-                        ms(3000),
-                        ms(5000),
-                        ms(5000),
-                    ]
-                }),
+                // 50 ms: in a real gap a try waits only for the writes in
+                // flight (a few ms at 200 writes/s); a try that meets a
+                // holder costs the application at most this once.
+                lock_timeout: s.ddl.lock_timeout.unwrap_or(ms(50)),
+                max_lock_timeout: s.ddl.max_lock_timeout.unwrap_or(ms(500)),
+                escalate_after: s.ddl.escalate_after.unwrap_or(3),
+                poll_interval: s.ddl.poll_interval.unwrap_or(ms(20)),
+                wait_budget: s.ddl.wait_budget.unwrap_or(secs(600)),
+                acquisition: Acquisition::Gap,
                 statement_timeout: s.ddl.statement_timeout.unwrap_or(secs(120)),
                 idle_in_transaction_session_timeout: s
                     .ddl
@@ -528,6 +618,10 @@ impl Policies {
                 backoff_max: s.index.backoff_max.unwrap_or(secs(60)),
                 maintenance_work_mem: s.index.maintenance_work_mem.clone(),
                 max_parallel_maintenance_workers: s.index.max_parallel_maintenance_workers,
+            },
+            blockers: BlockersPolicy {
+                terminate_idle_in_transaction_after: s.blockers.terminate_idle_in_transaction_after,
+                cancel_queries_after: s.blockers.cancel_queries_after,
             },
         }
     }
@@ -558,8 +652,10 @@ mod tests {
     fn empty_file_gives_design_defaults() {
         let c = parse("", None).unwrap();
         let p = c.policies();
-        assert_eq!(p.ddl.lock_timeouts[0], Duration::from_millis(100));
-        assert_eq!(p.ddl.lock_timeouts.len(), 9);
+        assert_eq!(p.ddl.lock_timeout, Duration::from_millis(50));
+        assert_eq!(p.ddl.max_lock_timeout, Duration::from_millis(500));
+        assert_eq!(p.ddl.wait_budget, Duration::from_secs(600));
+        assert!(!p.blockers.is_on());
         assert_eq!(p.ddl.statement_timeout, Duration::from_secs(120));
         assert_eq!(p.dml.lock_timeout, Duration::from_secs(60));
         assert_eq!(p.index.max_tries, 10);
@@ -580,7 +676,11 @@ statement_timeout = "30s"
 database_url = "postgres://prod/app"
 
 [env.production.policy.ddl]
-lock_timeouts = ["50ms", "1s"]
+lock_timeout = "80ms"
+wait_budget = "2m"
+
+[env.production.policy.blockers]
+terminate_idle_in_transaction_after = "30s"
 "#;
         let base = parse(text, None).unwrap();
         assert_eq!(
@@ -594,20 +694,24 @@ lock_timeouts = ["50ms", "1s"]
         );
         assert_eq!(prod.schema(), "ops");
         let p = prod.policies();
-        assert_eq!(
-            p.ddl.lock_timeouts,
-            vec![Duration::from_millis(50), Duration::from_secs(1)]
-        );
+        assert_eq!(p.ddl.lock_timeout, Duration::from_millis(80));
+        assert_eq!(p.ddl.wait_budget, Duration::from_secs(120));
         assert_eq!(p.ddl.statement_timeout, Duration::from_secs(30));
+        assert_eq!(
+            p.blockers.terminate_idle_in_transaction_after,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(p.blockers.cancel_queries_after, None);
+        assert!(!base.policies().blockers.is_on());
     }
 
     #[test]
     fn unknown_key_names_line_and_choices() {
-        let text = "schema = \"x\"\n\n[policy.ddl]\nlock_timeout = \"1s\"\n";
+        let text = "schema = \"x\"\n\n[policy.ddl]\nlock_timeot = \"1s\"\n";
         let err = parse(text, None).unwrap_err().to_string();
         assert!(err.starts_with("lull.toml:4:"), "{err}");
-        assert!(err.contains("unknown field `lock_timeout`"), "{err}");
-        assert!(err.contains("lock_timeouts"), "{err}");
+        assert!(err.contains("unknown field `lock_timeot`"), "{err}");
+        assert!(err.contains("lock_timeout"), "{err}");
     }
 
     #[test]
@@ -655,11 +759,33 @@ lock_timeouts = ["50ms", "1s"]
     }
 
     #[test]
-    fn zero_lock_timeout_in_ramp_is_refused() {
-        let err = parse("[policy.ddl]\nlock_timeouts = [\"100ms\", \"0\"]\n", None)
+    fn zero_or_inverted_lock_timeouts_are_refused() {
+        let err = parse("[policy.ddl]\nlock_timeout = \"0\"\n", None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("non-zero"), "{err}");
+        assert!(err.contains("lock_timeout must be more than 0"), "{err}");
+        let err = parse("[policy.ddl]\nwait_budget = \"0\"\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wait_budget must be more than 0"), "{err}");
+        let err = parse(
+            "[policy.ddl]\nlock_timeout = \"1s\"\nmax_lock_timeout = \"100ms\"\n",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_lock_timeout (100ms) is below"), "{err}");
+    }
+
+    #[test]
+    fn the_old_ramp_is_refused_with_what_replaces_it() {
+        let err = parse("[policy.ddl]\nlock_timeouts = [\"100ms\", \"1s\"]\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lock_timeouts and retry_sleeps are gone") && err.contains("wait_budget"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! `lull demo`: the difference lull makes, measured on this machine.
 //!
 //! The demo starts a throwaway PostgreSQL, loads a big `orders` table and
-//! copies it twice. On each copy it runs the same thing: a steady write
+//! copies it three times. On each copy it runs the same thing: a steady write
 //! load from inside this process ([`workload`]), the example migrations
 //! (an index on the big table, an added column, a foreign key), and, just
 //! before the first migration that needs an ACCESS EXCLUSIVE lock on the
 //! table, a long read transaction ([`blocker`]) — the report that happens
 //! to be running when the deploy starts. The first copy gets the
 //! migrations the way a plain runner applies them (as written, one
-//! transaction per file, no timeouts); the second gets them with lull
-//! (safe rewrites, lock_timeout ramp with retries, CONCURRENTLY index
-//! builds). Both go through the engine's [`Runner`], in
-//! [`Mode::Naive`] and [`Mode::Safe`].
+//! transaction per file, no timeouts); the second the guides' recipe
+//! (safe rewrites, and each DDL try queueing with `lock_timeout = 5s`,
+//! retried with backoff); the third lull (safe rewrites, tries only in
+//! the gap between conflicting transactions). All go through the
+//! engine's [`Runner`], in [`Mode::Naive`] and [`Mode::Safe`].
 //!
 //! Every write's latency is recorded and attributed to the migration step
 //! it waited in ([`report`]), so the result says not only how bad the
@@ -104,21 +105,30 @@ impl Default for DemoOptions {
     }
 }
 
-/// Which of the two runs.
+/// Which of the three runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunKind {
     /// Statements as written, no policies: what a plain runner does.
     Naive,
+    /// What the guides tell people to do by hand: lull's safe plan
+    /// (CONCURRENTLY, NOT VALID then VALIDATE), but each DDL try queues
+    /// for its lock with `lock_timeout = 5s`, and a failed try sleeps
+    /// with exponential backoff before the next.
+    Recipe,
     /// lull's way.
     Lull,
 }
 
 impl RunKind {
-    /// `naive` or `lull`.
+    /// All runs, in the order they run and are shown.
+    pub const ALL: [RunKind; 3] = [RunKind::Naive, RunKind::Recipe, RunKind::Lull];
+
+    /// `naive`, `recipe` or `lull`.
     pub fn label(self) -> &'static str {
         match self {
             RunKind::Naive => "naive",
+            RunKind::Recipe => "recipe",
             RunKind::Lull => "lull",
         }
     }
@@ -126,8 +136,22 @@ impl RunKind {
     fn mode(self) -> Mode {
         match self {
             RunKind::Naive => Mode::Naive,
-            RunKind::Lull => Mode::Safe,
+            RunKind::Recipe | RunKind::Lull => Mode::Safe,
         }
+    }
+
+    /// The policies of this run: the demo's (lull.toml's) for lull, the
+    /// guides' recipe for `Recipe`.
+    fn policies(self, lull: &Policies) -> Policies {
+        let mut p = lull.clone();
+        if self == RunKind::Recipe {
+            p.ddl.lock_timeout = lull_config::Duration::from_secs(5);
+            p.ddl.acquisition = lull_config::Acquisition::Queue {
+                backoff_base: lull_config::Duration::from_secs(1),
+                backoff_max: lull_config::Duration::from_secs(8),
+            };
+        }
+        p
     }
 }
 
@@ -144,7 +168,7 @@ pub enum Progress {
         /// When, from the start of the run.
         at: Duration,
         /// What.
-        event: Event,
+        event: Box<Event>,
     },
     /// The long read transaction was opened.
     BlockerOpened {
@@ -189,8 +213,17 @@ pub struct DemoReport {
     pub setup: Duration,
     /// The naive run.
     pub naive: RunReport,
+    /// The guides' recipe.
+    pub recipe: RunReport,
     /// The lull run.
     pub lull: RunReport,
+}
+
+impl DemoReport {
+    /// The runs in the order they are shown: naive, recipe, lull.
+    pub fn runs(&self) -> [&RunReport; 3] {
+        [&self.naive, &self.recipe, &self.lull]
+    }
 }
 
 /// What can stop the demo.
@@ -307,6 +340,7 @@ pub async fn run_on(
     let names = [
         format!("{prefix}_template"),
         format!("{prefix}_naive"),
+        format!("{prefix}_recipe"),
         format!("{prefix}_lull"),
     ];
     let admin = connect(server_url, "lull demo").await?;
@@ -326,11 +360,12 @@ pub async fn run_on(
         progress(&Progress::Doing(
             "copying the database: one fresh copy per run".into(),
         ));
-        setup::copy_database(&admin, &names[0], &names[1]).await?;
-        setup::copy_database(&admin, &names[0], &names[2]).await?;
+        for copy in &names[1..] {
+            setup::copy_database(&admin, &names[0], copy).await?;
+        }
         let setup = started.elapsed();
         let mut runs = Vec::new();
-        for (kind, db) in [(RunKind::Naive, &names[1]), (RunKind::Lull, &names[2])] {
+        for (kind, db) in RunKind::ALL.into_iter().zip(&names[1..]) {
             let report = run_once(
                 kind,
                 &database_url(server_url, db)?,
@@ -343,8 +378,9 @@ pub async fn run_on(
             progress(&Progress::RunFinished(Box::new(report.clone())));
             runs.push(report);
         }
-        let lull = runs.pop().expect("two runs");
-        let naive = runs.pop().expect("two runs");
+        let lull = runs.pop().expect("three runs");
+        let recipe = runs.pop().expect("three runs");
+        let naive = runs.pop().expect("three runs");
         Ok(DemoReport {
             rows: opts.rows,
             rate: opts.rate,
@@ -352,6 +388,7 @@ pub async fn run_on(
             blocker_before: blocker_before.map(|i| migrations[i].label()),
             setup,
             naive,
+            recipe,
             lull,
         })
     }
@@ -417,7 +454,7 @@ async fn run_once(
 ) -> Result<RunReport, DemoError> {
     let mut runner_opts = RunnerOptions::new(url);
     runner_opts.mode = kind.mode();
-    runner_opts.policies = opts.policies.clone();
+    runner_opts.policies = kind.policies(&opts.policies);
     let plans: Vec<MigrationPlan> = {
         let planner = Runner::new(runner_opts.clone());
         migrations
@@ -463,7 +500,7 @@ async fn run_once(
             progress(&Progress::Engine {
                 run: kind,
                 at,
-                event,
+                event: Box::new(event),
             });
         })
     };
@@ -589,6 +626,7 @@ fn step_spans(
                         },
                         tries: 1,
                         lock_timeouts: Vec::new(),
+                        watched: Duration::ZERO,
                         failed: false,
                     },
                     false,
@@ -604,6 +642,18 @@ fn step_spans(
                 if let Some((s, _)) = open_span(&mut spans, version, *step) {
                     s.tries = attempt + 1;
                     s.lock_timeouts.push(*lock_timeout);
+                }
+            }
+            Event::LockWaiting {
+                version,
+                step,
+                waited,
+                ..
+            } => {
+                if let Some((s, _)) = open_span(&mut spans, version, *step) {
+                    // `waited` counts tries too; watching is what is left.
+                    let tried: Duration = s.lock_timeouts.iter().sum();
+                    s.watched = s.watched.max(waited.saturating_sub(tried));
                 }
             }
             Event::Retry {

@@ -89,6 +89,10 @@ pub struct StepSpan {
     /// bounds what the step costs them.
     #[serde(rename = "lock_timeouts_ms", serialize_with = "ser_ms_list")]
     pub lock_timeouts: Vec<Duration>,
+    /// Time it spent watching conflicting sessions from outside the lock
+    /// queue (lull's gap-aware acquisition), where no write waits for it.
+    #[serde(rename = "watched_ms", serialize_with = "ser_ms")]
+    pub watched: Duration,
     /// It failed (the run stopped there).
     pub failed: bool,
 }
@@ -150,10 +154,10 @@ pub struct StepReport {
     pub with_blocker: Duration,
 }
 
-/// Everything one run (naive or lull) measured.
+/// Everything one run (naive, recipe or lull) measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    /// `naive` or `lull`.
+    /// `naive`, `recipe` or `lull`.
     pub label: &'static str,
     /// Every write of the run.
     pub total: WriteStats,
@@ -173,6 +177,10 @@ pub struct RunReport {
     pub error: Option<String>,
     /// The first error of a failed write, if any write failed.
     pub write_error: Option<String>,
+    /// Every write, for plots (left out of the JSON, which has the
+    /// figures).
+    #[serde(skip)]
+    pub samples: Vec<WriteSample>,
 }
 
 impl RunReport {
@@ -217,6 +225,7 @@ impl RunReport {
             outside: WriteStats::of(&outside),
             error,
             write_error: None,
+            samples: samples.to_vec(),
         }
     }
 
@@ -284,6 +293,7 @@ mod tests {
             },
             tries: 1,
             lock_timeouts: vec![],
+            watched: Duration::ZERO,
             failed: false,
         }
     }

@@ -109,7 +109,7 @@ pub enum EngineError {
         /// What to do.
         hint: String,
     },
-    /// A step could not take its locks within the whole lock_timeout ramp.
+    /// A step could not take its locks within its wait budget.
     LockExhausted {
         /// The migration.
         version: String,
@@ -117,6 +117,8 @@ pub enum EngineError {
         step: usize,
         /// How many tries were made.
         tries: usize,
+        /// How long it waited.
+        waited: std::time::Duration,
         /// Who held the lock at the last try.
         blockers: BlockerReport,
     },
@@ -196,7 +198,8 @@ impl EngineError {
             EngineError::UnknownVersion { hint, .. } => Some(hint.clone()),
             EngineError::LockExhausted { .. } => Some(
                 "the statement never ran; end or wait out the blocking session shown above \
-                 and re-run, or raise policy.ddl.lock_timeouts in lull.toml"
+                 and re-run, raise policy.ddl.wait_budget in lull.toml, or let lull end \
+                 stale blockers with [policy.blockers]"
                     .into(),
             ),
             EngineError::StepFailed(f) => f.hint.clone(),
@@ -281,11 +284,15 @@ impl fmt::Display for EngineError {
                 version,
                 step,
                 tries,
+                waited,
                 blockers,
             } => {
                 write!(
                     f,
-                    "migration {version} step {step}: could not take its locks in {tries} tries"
+                    "migration {version} step {step}: could not take its locks within its wait \
+                     budget ({} waited, {tries} tr{} in gaps)",
+                    crate::events::human(*waited),
+                    if *tries == 1 { "y" } else { "ies" }
                 )?;
                 if !blockers.is_empty() {
                     write!(f, "; blocked by:\n{}", blockers.human())?;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::blocker_actions::Action;
 use crate::blockers::BlockerReport;
+use crate::gap::Holder;
 use crate::index_build::IndexProgress;
 
 /// Something that happened during a run.
@@ -58,8 +60,25 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A lock try failed (lock_timeout); lull rolls back, sleeps and tries
-    /// again with the next timeout of the ramp.
+    /// A step needs a lock stronger than the application's and sessions
+    /// that conflict with it are there: lull watches instead of queueing.
+    /// Sent when the sessions waited for change and about once a second.
+    LockWaiting {
+        /// Migration version.
+        version: String,
+        /// 1-based step number.
+        step: usize,
+        /// Time waited for the step's locks so far.
+        #[serde(serialize_with = "ser_ms")]
+        waited: Duration,
+        /// The step's wait budget (`policy.ddl.wait_budget`).
+        #[serde(serialize_with = "ser_ms")]
+        budget: Duration,
+        /// Who is waited for, oldest transaction first.
+        holders: Vec<Holder>,
+    },
+    /// A try in a gap did not get the lock within its lock_timeout (a
+    /// session arrived in the gap); lull goes back to watching.
     LockRetry {
         /// Migration version.
         version: String,
@@ -67,16 +86,25 @@ pub enum Event {
         step: usize,
         /// 1-based number of the failed try.
         attempt: usize,
-        /// Tries in the ramp.
-        of: usize,
         /// The lock_timeout of the failed try.
         #[serde(serialize_with = "ser_ms")]
         lock_timeout: Duration,
-        /// The sleep before the next try.
+        /// The lock_timeout of the next try (larger when it escalated on
+        /// a hot table).
         #[serde(serialize_with = "ser_ms")]
-        sleep: Duration,
+        next_lock_timeout: Duration,
         /// Who held the lock.
         blockers: BlockerReport,
+    },
+    /// `[policy.blockers]` acted against a session blocking the step.
+    BlockerAction {
+        /// Migration version.
+        version: String,
+        /// 1-based step number.
+        step: usize,
+        /// What was done, to whom, and whether it worked.
+        #[serde(flatten)]
+        action: Action,
     },
     /// A retryable error (deadlock, serialization failure, failed index
     /// build); lull backs off and tries again.

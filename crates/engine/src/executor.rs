@@ -1,10 +1,12 @@
 //! Running one step under its class's policy.
 //!
-//! - `ddl` steps run in a transaction whose `lock_timeout` follows the
-//!   configured ramp; a lock timeout (55P03) or deadlock (40P01) rolls
-//!   back, sleeps and tries again with the next timeout, and after the last
-//!   one the step fails with the blocker report. There is never an
-//!   unbounded final wait.
+//! - `ddl` steps (in a transaction, or autocommit) get their locks through
+//!   gap-aware acquisition ([`crate::gap`]): while a conflicting session is
+//!   there lull watches and reports it instead of queueing; in a gap it
+//!   tries with a short `lock_timeout`; a lock timeout (55P03) or deadlock
+//!   (40P01) rolls back and goes back to watching; after the wait budget
+//!   the step fails with the blocker report. There is never an unbounded
+//!   wait, and never a silent one.
 //! - `dml` steps retry 55P03, 40P01 and 40001 with exponential backoff and
 //!   jitter; a statement timeout (57014) fails clearly.
 //! - `index` steps run on their own autocommit connection;
@@ -15,21 +17,30 @@
 //! connections), never global. The record of a transactional step is
 //! written inside its own transaction.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lull_analyzer::sql::{quote_literal, quote_qualified};
 use lull_config::Policies;
 use rand::Rng;
 use tokio_postgres::Client;
 
+use crate::blocker_actions;
 use crate::blockers::{self, BlockerReport};
 use crate::db::connect;
 use crate::error::{excerpt, pg_message, sqlstate, EngineError, StepFailure};
 use crate::events::{Event, EventSink};
+use crate::gap;
 use crate::index_build::{self, build_index, CancelToken, IndexBuild, IndexEvent};
 use crate::plan::{Direction, PolicyClass, Step, StepKind};
 use crate::state::State;
+
+/// A lock timeout (55P03) or a deadlock (40P01): the try lost the race
+/// for the lock, nothing else went wrong.
+fn is_lock_failure(err: &tokio_postgres::Error) -> bool {
+    matches!(sqlstate(err).as_deref(), Some("55P03" | "40P01"))
+}
 
 /// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped at
 /// `max`, then scaled by a random factor in [0.5, 1.0] so that runners
@@ -293,7 +304,7 @@ impl Executor<'_> {
 
     async fn ddl(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
         let p = &self.policies.ddl;
-        self.lock_ramp(ctx, |try_number, lock_timeout| {
+        self.acquire(ctx, |try_number, lock_timeout| {
             let settings = format!(
                 "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
                  SET LOCAL idle_in_transaction_session_timeout = {};",
@@ -306,11 +317,14 @@ impl Executor<'_> {
         .await
     }
 
-    /// The DDL lock ramp: one try per `policy.ddl.lock_timeouts` entry. A
-    /// lock failure (55P03, or a deadlock) collects the blocker report,
-    /// sleeps and tries again; any other error fails the step; running out
-    /// of tries fails with the last blocker report. Never an unbounded wait.
-    async fn lock_ramp<F, Fut>(
+    /// Gap-aware acquisition (see [`crate::gap`]): while a session holds
+    /// or queues for a lock conflicting with the step's strong locks, watch
+    /// and report it; in a gap, try with a short lock_timeout; a failed try
+    /// goes back to watching; escalate (capped) only on a hot table; fail
+    /// with the blocker report when the wait budget is spent. A step whose
+    /// locks are no stronger than the application's makes no query wait
+    /// behind it and gets one try bounded by the budget.
+    async fn acquire<F, Fut>(
         &self,
         ctx: &StepContext<'_>,
         mut attempt: F,
@@ -320,61 +334,229 @@ impl Executor<'_> {
         Fut: std::future::Future<Output = Result<(), (tokio_postgres::Error, String)>>,
     {
         let p = &self.policies.ddl;
-        let tries = p.lock_timeouts.len();
-        let mut last = BlockerReport::default();
-        for (i, lock_timeout) in p.lock_timeouts.iter().enumerate() {
-            let (watch, seen) = self.watch_blockers(lock_timeout.std());
-            let result = attempt(i + 1, *lock_timeout).await;
-            watch.abort();
+        if let lull_config::Acquisition::Queue {
+            backoff_base,
+            backoff_max,
+        } = p.acquisition
+        {
+            return self
+                .queue_and_retry(ctx, attempt, backoff_base.std(), backoff_max.std())
+                .await;
+        }
+        let started = Instant::now();
+        let budget = p.wait_budget.std();
+        let strong = gap::stronger_than_application(&ctx.step.locks());
+        let watch = if strong.is_empty() {
+            None
+        } else {
+            let w = gap::Watch::new(&self.monitor, &strong, self.own_pids().await).await?;
+            (!w.is_empty()).then_some(w)
+        };
+        let Some(watch) = watch else {
+            let timeout = lull_config::Duration(budget);
+            let (poll, seen) = self.watch_blockers(budget);
+            let result = attempt(1, timeout).await;
+            poll.abort();
+            return match result {
+                Ok(()) => Ok(StepOutcome {
+                    tries: 1,
+                    warning: None,
+                }),
+                Err((err, _)) if is_lock_failure(&err) => {
+                    let seen = seen.lock().unwrap().clone();
+                    Err(self.exhausted(ctx, 1, started.elapsed(), &seen).await)
+                }
+                Err((err, sql)) => Err(self.step_error(ctx, &sql, &err, 1)),
+            };
+        };
+        let mut state = gap::GapState::new(p);
+        let mut tries = 0usize;
+        let mut acted = BTreeSet::new();
+        let mut announced: Option<(Instant, Vec<i32>)> = None;
+        loop {
+            let holders = watch.holders(&self.monitor).await?;
+            let timeout = match state.decide(&holders) {
+                gap::Decision::Wait(pids) => {
+                    let waited_for: Vec<gap::Holder> = holders
+                        .iter()
+                        .filter(|h| pids.contains(&h.pid))
+                        .cloned()
+                        .collect();
+                    for action in blocker_actions::apply(
+                        &self.monitor,
+                        &self.policies.blockers,
+                        &waited_for,
+                        &mut acted,
+                    )
+                    .await
+                    {
+                        (self.events)(&Event::BlockerAction {
+                            version: ctx.version.to_string(),
+                            step: ctx.step.number,
+                            action,
+                        });
+                    }
+                    let waited = started.elapsed();
+                    if waited >= budget {
+                        return Err(self.exhausted(ctx, tries, waited, &pids).await);
+                    }
+                    let due = match &announced {
+                        None => true,
+                        Some((at, last)) => *last != pids || at.elapsed() >= Duration::from_secs(1),
+                    };
+                    if due {
+                        (self.events)(&Event::LockWaiting {
+                            version: ctx.version.to_string(),
+                            step: ctx.step.number,
+                            waited,
+                            budget,
+                            holders: waited_for,
+                        });
+                        announced = Some((Instant::now(), pids));
+                    }
+                    tokio::time::sleep(p.poll_interval.std().min(budget - waited)).await;
+                    continue;
+                }
+                gap::Decision::Try(timeout) => timeout,
+            };
+            announced = None;
+            tries += 1;
+            let (poll, seen) = self.watch_blockers(timeout);
+            let result = attempt(tries, lull_config::Duration(timeout)).await;
+            poll.abort();
             let (err, sql) = match result {
                 Ok(()) => {
                     return Ok(StepOutcome {
-                        tries: i + 1,
+                        tries,
                         warning: None,
                     })
                 }
                 Err(e) => e,
             };
-            let code = sqlstate(&err);
-            if !matches!(code.as_deref(), Some("55P03" | "40P01")) {
-                let hint = (code.as_deref() == Some("57014")).then(|| {
-                    format!(
-                        "the statement ran longer than policy.ddl.statement_timeout ({}); a DDL step \
-                         that needs longer is holding a strong lock for that long: split it, or \
-                         raise the timeout in lull.toml if that is really wanted",
-                        crate::events::human(p.statement_timeout.std())
-                    )
-                });
-                return Err(self.failed(ctx, &sql, &err, i + 1, hint));
+            if !is_lock_failure(&err) {
+                return Err(self.step_error(ctx, &sql, &err, tries));
             }
+            let after = watch.holders(&self.monitor).await?;
+            state.failed(&after);
             let seen = seen.lock().unwrap().clone();
-            last = self.blocker_report(ctx, &seen).await;
-            if i + 1 == tries {
-                break;
-            }
-            let sleep = p
-                .retry_sleeps
-                .get(i)
-                .or(p.retry_sleeps.last())
-                .map(|d| d.std())
-                .unwrap_or_default();
+            let report = self.blocker_report(ctx, &seen).await;
             (self.events)(&Event::LockRetry {
                 version: ctx.version.to_string(),
                 step: ctx.step.number,
-                attempt: i + 1,
-                of: tries,
-                lock_timeout: lock_timeout.std(),
-                sleep,
-                blockers: last.clone(),
+                attempt: tries,
+                lock_timeout: timeout,
+                next_lock_timeout: state.timeout(),
+                blockers: report,
             });
-            tokio::time::sleep(sleep).await;
+            let waited = started.elapsed();
+            if waited >= budget {
+                let pids: Vec<i32> = after.iter().map(|h| h.pid).collect();
+                return Err(self.exhausted(ctx, tries, waited, &pids).await);
+            }
         }
-        Err(EngineError::LockExhausted {
+    }
+
+    /// The guides' recipe, kept for comparisons (`lull demo`): every try
+    /// queues with `lock_timeout`, and application queries queue behind
+    /// it for as long; a failed try sleeps with backoff; the wait budget
+    /// bounds the whole.
+    async fn queue_and_retry<F, Fut>(
+        &self,
+        ctx: &StepContext<'_>,
+        mut attempt: F,
+        backoff_base: Duration,
+        backoff_max: Duration,
+    ) -> Result<StepOutcome, EngineError>
+    where
+        F: FnMut(usize, lull_config::Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<(), (tokio_postgres::Error, String)>>,
+    {
+        let p = &self.policies.ddl;
+        let started = Instant::now();
+        let mut tries = 0usize;
+        loop {
+            tries += 1;
+            let (poll, seen) = self.watch_blockers(p.lock_timeout.std());
+            let result = attempt(tries, p.lock_timeout).await;
+            poll.abort();
+            let (err, sql) = match result {
+                Ok(()) => {
+                    return Ok(StepOutcome {
+                        tries,
+                        warning: None,
+                    })
+                }
+                Err(e) => e,
+            };
+            if !is_lock_failure(&err) {
+                return Err(self.step_error(ctx, &sql, &err, tries));
+            }
+            let seen = seen.lock().unwrap().clone();
+            let report = self.blocker_report(ctx, &seen).await;
+            if started.elapsed() >= p.wait_budget.std() {
+                return Err(EngineError::LockExhausted {
+                    version: ctx.version.to_string(),
+                    step: ctx.step.number,
+                    tries,
+                    waited: started.elapsed(),
+                    blockers: report,
+                });
+            }
+            (self.events)(&Event::LockRetry {
+                version: ctx.version.to_string(),
+                step: ctx.step.number,
+                attempt: tries,
+                lock_timeout: p.lock_timeout.std(),
+                next_lock_timeout: p.lock_timeout.std(),
+                blockers: report,
+            });
+            tokio::time::sleep(backoff(backoff_base, backoff_max, tries as u32)).await;
+        }
+    }
+
+    /// lull's own backends, which never count as blockers.
+    async fn own_pids(&self) -> Vec<i32> {
+        let mut pids = vec![self.work_pid];
+        if let Ok(row) = self.monitor.query_one("SELECT pg_backend_pid()", &[]).await {
+            pids.push(row.get(0));
+        }
+        pids
+    }
+
+    async fn exhausted(
+        &self,
+        ctx: &StepContext<'_>,
+        tries: usize,
+        waited: Duration,
+        pids: &[i32],
+    ) -> EngineError {
+        EngineError::LockExhausted {
             version: ctx.version.to_string(),
             step: ctx.step.number,
             tries,
-            blockers: last,
-        })
+            waited,
+            blockers: self.blocker_report(ctx, pids).await,
+        }
+    }
+
+    /// A failure that is not about getting the lock: the step fails.
+    fn step_error(
+        &self,
+        ctx: &StepContext<'_>,
+        sql: &str,
+        err: &tokio_postgres::Error,
+        tries: usize,
+    ) -> EngineError {
+        let p = &self.policies.ddl;
+        let hint = (sqlstate(err).as_deref() == Some("57014")).then(|| {
+            format!(
+                "the statement ran longer than policy.ddl.statement_timeout ({}); a DDL step \
+                 that needs longer is holding a strong lock for that long: split it, or \
+                 raise the timeout in lull.toml if that is really wanted",
+                crate::events::human(p.statement_timeout.std())
+            )
+        });
+        self.failed(ctx, sql, err, tries, hint)
     }
 
     async fn dml(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
@@ -450,7 +632,7 @@ impl Executor<'_> {
             .await
             .map_err(|e| EngineError::db("naming the step's session", e))?;
         let outcome = self
-            .lock_ramp(ctx, |_, lock_timeout| {
+            .acquire(ctx, |_, lock_timeout| {
                 let settings = format!(
                     "SET lock_timeout = {}; SET statement_timeout = {};",
                     quote_literal(&lock_timeout.pg_setting()),

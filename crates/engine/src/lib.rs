@@ -10,11 +10,13 @@
 //! The library entry points are [`Runner`] (plan, migrate, status,
 //! rollback, mark-applied) and [`index_build::build_index`].
 
+pub mod blocker_actions;
 pub mod blockers;
 pub mod db;
 mod error;
 pub mod events;
 pub mod executor;
+pub mod gap;
 pub mod history;
 pub mod index_build;
 pub mod libpq;

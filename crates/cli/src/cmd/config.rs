@@ -91,14 +91,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     println!("dir:          {}", config.migrations_dir().display());
     println!("runner:       {:?}", config.runner());
     let p = config.policies();
-    let list = |v: &[lull_config::Duration]| {
-        v.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!("policy.ddl:   lock_timeouts [{}], retry_sleeps [{}], statement_timeout {}, idle_in_transaction_session_timeout {}",
-        list(&p.ddl.lock_timeouts), list(&p.ddl.retry_sleeps), p.ddl.statement_timeout, p.ddl.idle_in_transaction_session_timeout);
+    println!(
+        "policy.ddl:   lock_timeout {}, max_lock_timeout {}, escalate_after {}, poll_interval {}, wait_budget {}, statement_timeout {}, idle_in_transaction_session_timeout {}",
+        p.ddl.lock_timeout,
+        p.ddl.max_lock_timeout,
+        p.ddl.escalate_after,
+        p.ddl.poll_interval,
+        p.ddl.wait_budget,
+        p.ddl.statement_timeout,
+        p.ddl.idle_in_transaction_session_timeout
+    );
     println!(
         "policy.dml:   lock_timeout {}, statement_timeout {}, max_retries {}, backoff {}..{}",
         p.dml.lock_timeout,
@@ -114,6 +116,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         p.index.max_tries,
         p.index.backoff_base,
         p.index.backoff_max
+    );
+    let off = |d: Option<lull_config::Duration>| d.map_or("off".to_string(), |d| d.to_string());
+    println!(
+        "policy.blockers: terminate_idle_in_transaction_after {}, cancel_queries_after {}",
+        off(p.blockers.terminate_idle_in_transaction_after),
+        off(p.blockers.cancel_queries_after)
     );
     // The sections as set (defaults are documented in the README and
     // applied where they are used).

@@ -18,10 +18,10 @@ use lull_engine::Event;
 use crate::context::GlobalArgs;
 use crate::error::{exit, CliError, CliResult};
 
-/// Show what lull changes: the same migrations, naive and with lull, under writes.
+/// Show what lull changes: the same migrations, naive, by the guides' recipe and with lull, under writes.
 ///
 /// Starts a throwaway PostgreSQL (from this machine's server binaries),
-/// loads a big `orders` table and copies it twice. On each copy a steady
+/// loads a big `orders` table and copies it three times. On each copy a steady
 /// write load runs from inside lull (a fixed rate of single-row writes,
 /// each one timed from when it was due), and the example migrations run:
 /// an index on the big table, an added column and a foreign key (shipped in
@@ -30,9 +30,10 @@ use crate::error::{exit, CliError, CliResult};
 /// running during a deploy.
 ///
 /// The first copy gets the migrations as a plain runner applies them (as
-/// written, no timeouts, no retries); the second gets them with lull
-/// (CREATE INDEX CONCURRENTLY, a short lock_timeout with retries, NOT
-/// VALID then VALIDATE). Then it prints a side-by-side table:
+/// written, no timeouts, no retries); the last gets them with lull
+/// (CREATE INDEX CONCURRENTLY, NOT VALID then VALIDATE, and each strong
+/// lock taken only in a gap between conflicting transactions). Then it
+/// prints a side-by-side table:
 ///
 ///   worst write       the slowest write of the run
 ///   p99 write         99 % of the writes were at least this fast
@@ -43,12 +44,14 @@ use crate::error::{exit, CliError, CliResult};
 /// figure says which step it came from. On two cores an index build costs
 /// the writers some latency from CPU alone; the breakdown shows that too.
 ///
-/// lull's policies come from lull.toml if there is one (try your own
-/// lock_timeouts). With the default ramp (100ms, 100ms, 200ms, 300ms,
-/// 500ms, 1s, 2s, ...) a read transaction longer than about 8 s meets the
-/// 1 s and 2 s tries, and writes then wait up to that long: one try, never
-/// the transaction's whole life. With the defaults the demo takes well
-/// under a minute.
+/// A third copy gets the guides' recipe between the two: the same safe plan,
+/// but every DDL try queues for its lock with lock_timeout 5 s and a failed
+/// one is retried with backoff, so writes wait up to 5 s at a time.
+///
+/// lull's policies come from lull.toml if there is one. lull watches the
+/// read transaction from outside the lock queue and takes its lock in the
+/// gap right after it commits, so writes never wait behind it. With the
+/// defaults the demo takes about a minute.
 ///
 /// Examples:
 ///   lull demo
@@ -130,7 +133,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     };
     print!("{out}");
     eprintln!("demo finished in {}", human(started.elapsed()));
-    if report.naive.error.is_some() || report.lull.error.is_some() {
+    if report.runs().iter().any(|r| r.error.is_some()) {
         return Ok(ExitCode::from(exit::FAILED));
     }
     Ok(ExitCode::SUCCESS)
@@ -141,6 +144,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
 #[derive(Default)]
 struct ProgressPrinter {
     index_phase: Option<String>,
+    waiting_for: Vec<i32>,
 }
 
 impl ProgressPrinter {
@@ -148,12 +152,12 @@ impl ProgressPrinter {
         match p {
             Progress::Doing(what) => Some(what.clone()),
             Progress::BlockerOpened { run, hold, .. } => Some(format!(
-                "{:<5}  a long read transaction opens on orders and stays open {}",
+                "{:<6}  a long read transaction opens on orders and stays open {}",
                 run.label(),
                 human(*hold)
             )),
             Progress::RunFinished(r) => Some(format!(
-                "{:<5}  run over: worst write {}, {} writes over 1 s{}",
+                "{:<6}  run over: worst write {}, {} writes over 1 s{}",
                 r.label,
                 latency(r.total.worst),
                 thousands(r.total.over_1s as u64),
@@ -167,7 +171,7 @@ impl ProgressPrinter {
                 waiting,
                 oldest,
             } => Some(format!(
-                "{:<5}    writes stalled: {} waiting, the oldest for {}",
+                "{:<6}    writes stalled: {} waiting, the oldest for {}",
                 run.label(),
                 thousands(*waiting as u64),
                 human(*oldest)
@@ -188,13 +192,14 @@ impl ProgressPrinter {
                 ..
             } => {
                 self.index_phase = None;
+                self.waiting_for.clear();
                 Some(format!(
-                    "{run:<5}  {version} step {step}/{total} [{policy}]: {}",
+                    "{run:<6}  {version} step {step}/{total} [{policy}]: {}",
                     one_line(summary, 120)
                 ))
             }
             Event::StepFinished { elapsed, tries, .. } => Some(format!(
-                "{run:<5}    done in {}{}",
+                "{run:<6}    done in {}{}",
                 human(*elapsed),
                 if *tries > 1 {
                     format!(" ({tries} tries)")
@@ -204,9 +209,7 @@ impl ProgressPrinter {
             )),
             Event::LockRetry {
                 attempt,
-                of,
                 lock_timeout,
-                sleep,
                 blockers,
                 ..
             } => {
@@ -216,9 +219,23 @@ impl ProgressPrinter {
                     .map(|b| format!(", held by pid {} ({})", b.pid, b.application))
                     .unwrap_or_default();
                 Some(format!(
-                    "{run:<5}    lock not granted within {} (try {attempt}/{of}){who}; next try in {}",
+                    "{run:<6}    try {attempt} not granted within {}{who}; watching for the next gap",
                     human(*lock_timeout),
-                    human(*sleep)
+                ))
+            }
+            Event::LockWaiting { holders, .. } => {
+                let pids: Vec<i32> = holders.iter().map(|h| h.pid).collect();
+                if self.waiting_for == pids {
+                    return None;
+                }
+                self.waiting_for = pids;
+                let who: Vec<String> = holders
+                    .iter()
+                    .map(|h| format!("pid {} ({})", h.pid, h.application))
+                    .collect();
+                Some(format!(
+                    "{run:<6}    waiting for a gap, not in the lock queue, behind {}",
+                    who.join(", ")
                 ))
             }
             Event::Retry {
@@ -227,7 +244,7 @@ impl ProgressPrinter {
                 sleep,
                 ..
             } => Some(format!(
-                "{run:<5}    try {attempt} failed ({error}); next try in {}",
+                "{run:<6}    try {attempt} failed ({error}); next try in {}",
                 human(*sleep)
             )),
             Event::IndexProgress { progress, .. } => {
@@ -235,12 +252,12 @@ impl ProgressPrinter {
                     return None;
                 }
                 self.index_phase = Some(progress.phase.clone());
-                Some(format!("{run:<5}    index build: {}", progress.phase))
+                Some(format!("{run:<6}    index build: {}", progress.phase))
             }
             Event::InvalidIndexDropped { index } => {
-                Some(format!("{run:<5}    dropped the INVALID leftover {index}"))
+                Some(format!("{run:<6}    dropped the INVALID leftover {index}"))
             }
-            Event::Warning { message } => Some(format!("{run:<5}    warning: {message}")),
+            Event::Warning { message } => Some(format!("{run:<6}    warning: {message}")),
             _ => None,
         }
     }
@@ -288,27 +305,39 @@ fn render(r: &DemoReport) -> String {
         }),
         ("writes", |x| thousands(x.total.writes as u64)),
     ];
-    let _ = writeln!(out, "{:<18}{:>20}{:>14}", "", "naive", "lull");
+    let _ = writeln!(
+        out,
+        "{:<18}{:>20}{:>14}{:>14}",
+        "", "naive", "recipe", "lull"
+    );
     for (name, f) in rows {
-        let _ = writeln!(out, "{name:<18}{:>20}{:>14}", f(&r.naive), f(&r.lull));
+        let _ = writeln!(
+            out,
+            "{name:<18}{:>20}{:>14}{:>14}",
+            f(&r.naive),
+            f(&r.recipe),
+            f(&r.lull)
+        );
     }
     let _ = writeln!(
         out,
-        "\nnaive: the files as written, as a plain migration runner applies them.\n\
-         lull:  the same files with lull's plan and policies.\n"
+        "\nnaive:  the files as written, as a plain migration runner applies them.\n\
+         recipe: what the guides say: lull's safe plan, but every DDL try queues with\n        \
+         lock_timeout 5 s and a failed one is retried with backoff.\n\
+         lull:   the same plan with lull's policies: tries only in the gap.\n"
     );
     let _ = writeln!(
         out,
         "Where the time went (each write counted in the step it waited in):"
     );
-    for run in [&r.naive, &r.lull] {
+    for run in r.runs() {
         render_steps(&mut out, run);
     }
     let _ = writeln!(out);
-    for run in [&r.naive, &r.lull] {
+    for run in r.runs() {
         let _ = writeln!(out, "{}", verdict(run));
     }
-    for run in [&r.naive, &r.lull] {
+    for run in r.runs() {
         if let Some(e) = &run.error {
             let _ = writeln!(out, "{}: the migrations failed: {e}", run.label);
         }
@@ -367,8 +396,18 @@ fn explain(s: &StepReport) -> String {
         s.step.locks.join(", ")
     };
     let waited = s.with_blocker;
+    let watched = if s.step.watched.is_zero() {
+        String::new()
+    } else {
+        format!(
+            "watched for {} from outside the lock queue (writes went on); ",
+            human(s.step.watched)
+        )
+    };
     let why = if s.step.failed {
         "failed".to_string()
+    } else if !watched.is_empty() && s.step.lock_timeouts.is_empty() {
+        format!("{watched}then took its lock at the first try, in the gap")
     } else if let (Some(min), Some(max)) = (
         s.step.lock_timeouts.iter().min(),
         s.step.lock_timeouts.iter().max(),
@@ -384,7 +423,7 @@ fn explain(s: &StepReport) -> String {
             " while the read transaction was open"
         };
         format!(
-            "{} tries; {} gave up after their lock_timeout ({range}){during}, \
+            "{watched}{} tries; {} gave up after their lock_timeout ({range}){during}, \
              so writes waited at most {} at a time",
             s.step.tries,
             s.step.lock_timeouts.len(),
@@ -435,7 +474,7 @@ mod tests {
     fn sample_report() -> DemoReport {
         use lull_demo::report::{Span, StepSpan, WriteSample};
         let ms = Duration::from_millis;
-        let step = |version: &str, start: u64, end: u64, tries: usize| StepSpan {
+        let step = |version: &str, start: u64, end: u64, timeouts: &[u64], watched: u64| StepSpan {
             version: version.into(),
             name: "add_orders_status".into(),
             step: 1,
@@ -447,12 +486,10 @@ mod tests {
                 start: ms(start),
                 end: ms(end),
             },
-            tries,
-            // The default ramp's first tries, as many as gave up.
-            lock_timeouts: [100, 100, 200, 300, 500][..(tries - 1).min(5)]
-                .iter()
-                .map(|t| ms(*t))
-                .collect(),
+            tries: timeouts.len() + 1,
+            // The lock_timeouts of the tries that gave up.
+            lock_timeouts: timeouts.iter().map(|t| ms(*t)).collect(),
+            watched: ms(watched),
             failed: false,
         };
         let w = |due: u64, latency: u64| WriteSample {
@@ -467,7 +504,7 @@ mod tests {
         let naive = RunReport::build(
             "naive",
             &[w(500, 3), w(1500, 6500), w(2000, 6000), w(9000, 4)],
-            vec![step("002", 1000, 8000, 1)],
+            vec![step("002", 1000, 8000, &[], 0)],
             Span {
                 start: ms(1000),
                 end: ms(8000),
@@ -475,10 +512,21 @@ mod tests {
             blocker,
             None,
         );
+        let recipe = RunReport::build(
+            "recipe",
+            &[w(500, 3), w(1500, 5000), w(2000, 4600), w(9000, 4)],
+            vec![step("002", 1000, 9500, &[5000], 0)],
+            Span {
+                start: ms(1000),
+                end: ms(9500),
+            },
+            blocker,
+            None,
+        );
         let lull = RunReport::build(
             "lull",
-            &[w(500, 3), w(1500, 90), w(2000, 5), w(9000, 4)],
-            vec![step("002", 1000, 8100, 6)],
+            &[w(500, 3), w(1500, 60), w(2000, 5), w(9000, 4)],
+            vec![step("002", 1000, 8100, &[50], 7000)],
             Span {
                 start: ms(1000),
                 end: ms(8100),
@@ -493,6 +541,7 @@ mod tests {
             blocker_before: Some("002_add_orders_status".into()),
             setup: ms(900),
             naive,
+            recipe,
             lull,
         }
     }
@@ -509,9 +558,9 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        assert_eq!(row("worst write"), "6.50 s 90 ms");
-        assert_eq!(row("writes over 1 s"), "2 0");
-        assert_eq!(row("finish time"), "7.0 s 7.1 s");
+        assert_eq!(row("worst write"), "6.50 s 5.00 s 60 ms");
+        assert_eq!(row("writes over 1 s"), "2 2 0");
+        assert_eq!(row("finish time"), "7.0 s 8.5 s 7.1 s");
         assert!(
             text.contains("naive: worst write 6.50 s, during 002_add_orders_status step 1"),
             "{text}"
@@ -522,12 +571,19 @@ mod tests {
         );
         assert!(
             text.contains(
-                "6 tries; 5 gave up after their lock_timeout (100ms-500ms) while the read \
-                 transaction was open, so writes waited at most 500ms at a time"
+                "2 tries; 1 gave up after their lock_timeout (5.0s) while the read \
+                 transaction was open, so writes waited at most 5.0s at a time"
             ),
             "{text}"
         );
-        assert_eq!(text.matches("gave up").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "watched for 7.0s from outside the lock queue (writes went on); 2 tries; \
+                 1 gave up after their lock_timeout (50ms)"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("gave up").count(), 2, "{text}");
     }
 
     #[test]
@@ -538,10 +594,12 @@ mod tests {
         assert_eq!(v["lull"]["total"]["over_1s"], 0);
         assert_eq!(v["naive"]["finish_ms"], 7000);
         assert_eq!(v["naive"]["steps"][0]["with_blocker_ms"], 7000);
-        assert_eq!(v["lull"]["steps"][0]["tries"], 6);
+        assert_eq!(v["lull"]["steps"][0]["tries"], 2);
         assert_eq!(
             v["lull"]["steps"][0]["lock_timeouts_ms"],
-            serde_json::json!([100, 100, 200, 300, 500])
+            serde_json::json!([50])
         );
+        assert_eq!(v["lull"]["steps"][0]["watched_ms"], 7000);
+        assert_eq!(v["recipe"]["total"]["worst_ms"], 5000);
     }
 }

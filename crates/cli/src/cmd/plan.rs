@@ -152,13 +152,13 @@ fn policy_text(p: PolicyClass, policies: &Policies) -> String {
     let h = |d: lull_config::Duration| lull_engine::events::human(d.std());
     match p {
         PolicyClass::Ddl => {
-            let ramp = &policies.ddl.lock_timeouts;
+            let d = &policies.ddl;
             format!(
-                "ddl: lock_timeout {}…{} over {} tries, statement_timeout {}",
-                ramp.first().map(|d| h(*d)).unwrap_or_default(),
-                ramp.last().map(|d| h(*d)).unwrap_or_default(),
-                ramp.len(),
-                h(policies.ddl.statement_timeout)
+                "ddl: tries only in a gap, lock_timeout {} (up to {} on a hot table), waits at most {}, statement_timeout {}",
+                h(d.lock_timeout),
+                h(d.max_lock_timeout),
+                h(d.wait_budget),
+                h(d.statement_timeout)
             )
         }
         PolicyClass::Dml => format!(

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args as ClapArgs, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -174,6 +174,8 @@ pub fn event_sink(format: Format, verbose: bool) -> EventSink {
     let state = Mutex::new(RenderState {
         bar: None,
         last_phase: String::new(),
+        waiting_pids: Vec::new(),
+        waiting_line_at: None,
     });
     let tty = std::io::stderr().is_terminal();
     Arc::new(move |event: &Event| {
@@ -192,6 +194,10 @@ pub fn event_sink(format: Format, verbose: bool) -> EventSink {
 struct RenderState {
     bar: Option<ProgressBar>,
     last_phase: String,
+    /// Who the last waiting line named, so a new line is printed only
+    /// when that changes (or every few seconds).
+    waiting_pids: Vec<i32>,
+    waiting_line_at: Option<Instant>,
 }
 
 impl RenderState {
@@ -210,6 +216,8 @@ impl RenderState {
             bar.finish_and_clear();
         }
         self.last_phase.clear();
+        self.waiting_pids.clear();
+        self.waiting_line_at = None;
     }
 
     fn render(&mut self, event: &Event, tty: bool, verbose: bool) {
@@ -259,19 +267,82 @@ impl RenderState {
             Event::StepSkipped { step, reason, .. } => {
                 self.line(format!("  step {step} skipped: {reason}"));
             }
+            Event::LockWaiting {
+                step,
+                waited,
+                budget,
+                holders,
+                ..
+            } => {
+                let pids: Vec<i32> = holders.iter().map(|h| h.pid).collect();
+                let head = format!(
+                    "  step {step}: waiting for a gap ({} of {}) behind",
+                    human(*waited),
+                    human(*budget)
+                );
+                let who: Vec<String> = holders.iter().map(|h| h.human()).collect();
+                if tty {
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let bar = ProgressBar::new_spinner();
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(250));
+                        bar
+                    });
+                    bar.set_message(format!("{head} {}", who.join("; ")));
+                } else {
+                    let changed = self.waiting_pids != pids;
+                    let stale = self
+                        .waiting_line_at
+                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(10));
+                    if changed || stale {
+                        self.line(format!("{head}:\n    {}", who.join("\n    ")));
+                        self.waiting_line_at = Some(Instant::now());
+                    }
+                }
+                self.waiting_pids = pids;
+            }
+            Event::BlockerAction { step, action, .. } => {
+                self.finish_bar();
+                let h = &action.session;
+                let outcome = match (&action.ok, &action.error) {
+                    (true, _) => String::new(),
+                    (false, Some(e)) => format!(" — failed: {e}"),
+                    (false, None) => " — failed".to_string(),
+                };
+                self.line(format!(
+                    "  step {step}: {} pid {} (user {}, application {}, {} for {}) as [policy.blockers] says: {}{outcome}",
+                    action.action.past(),
+                    h.pid,
+                    h.user,
+                    h.application,
+                    h.state,
+                    human(Duration::from_secs_f64(h.state_age_secs.max(0.0))),
+                    h.query
+                ));
+            }
             Event::LockRetry {
                 step,
                 attempt,
-                of,
                 lock_timeout,
-                sleep,
+                next_lock_timeout,
                 blockers,
                 ..
             } => {
+                self.finish_bar();
+                let next = if next_lock_timeout > lock_timeout {
+                    format!(
+                        " (next try gets {}: the table is hot)",
+                        human(*next_lock_timeout)
+                    )
+                } else {
+                    String::new()
+                };
                 self.line(format!(
-                    "  step {step}: lock not available within {} (try {attempt}/{of}); retrying in {}",
+                    "  step {step}: try {attempt} in a gap did not get the lock within {}; watching again{next}",
                     human(*lock_timeout),
-                    human(*sleep)
                 ));
                 if verbose && !blockers.is_empty() {
                     let tree: Vec<String> = blockers
