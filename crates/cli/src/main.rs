@@ -9,7 +9,7 @@ mod render;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::context::GlobalArgs;
 
@@ -55,6 +55,9 @@ enum Command {
     /// Export table sizes for offline linting (`lull lint --stats FILE`).
     Stats(cmd::stats::Args),
     Demo(cmd::demo::Args),
+    Lsp(cmd::lsp::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,9 @@ fn main() -> ExitCode {
         Command::Fix(args) => cmd::fix::run(&cli.global, args),
         Command::Stats(args) => cmd::stats::run(&cli.global, args),
         Command::Demo(args) => cmd::demo::run(&cli.global, args),
+        Command::Lsp(args) => cmd::lsp::run(&cli.global, args),
+        Command::Completions(args) => cmd::completions::run(Cli::command(), args),
+        Command::Man(args) => cmd::man::run(Cli::command(), args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per command (or command group).
 
 pub mod baseline;
+pub mod completions;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -8,6 +9,8 @@ pub mod explain;
 pub mod fix;
 pub mod indexes;
 pub mod lint;
+pub mod lsp;
+pub mod man;
 pub mod mark_applied;
 pub mod migrate;
 pub mod plan;
