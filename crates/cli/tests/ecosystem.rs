@@ -46,7 +46,11 @@ fn bash_completion_is_valid_bash_and_completes_commands() {
     let out = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(lines.first().copied(), Some("migrate"), "{text}");
     assert_eq!(lines.get(1).copied(), Some("build"), "{text}");
 }
@@ -54,11 +58,18 @@ fn bash_completion_is_valid_bash_and_completes_commands() {
 #[test]
 fn zsh_and_fish_completions_name_every_command() {
     let zsh = stdout_of(lull().args(["completions", "zsh"]));
-    assert!(zsh.starts_with("#compdef lull"), "{}", &zsh[..80.min(zsh.len())]);
+    assert!(
+        zsh.starts_with("#compdef lull"),
+        "{}",
+        &zsh[..80.min(zsh.len())]
+    );
     let fish = stdout_of(lull().args(["completions", "fish"]));
     for command in ["migrate", "lint", "indexes", "lsp", "man", "completions"] {
         assert!(zsh.contains(&format!("'{command}:")), "zsh lacks {command}");
-        assert!(fish.contains(&format!("-a \"{command}\"")), "fish lacks {command}");
+        assert!(
+            fish.contains(&format!("-a \"{command}\"")),
+            "fish lacks {command}"
+        );
     }
 }
 
@@ -67,13 +78,20 @@ fn unknown_shell_is_a_usage_error_listing_the_shells() {
     let out = lull().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bash") && err.contains("zsh") && err.contains("fish"), "{err}");
+    assert!(
+        err.contains("bash") && err.contains("zsh") && err.contains("fish"),
+        "{err}"
+    );
 }
 
 #[test]
 fn man_page_renders_and_one_page_per_command_is_written() {
     let page = stdout_of(lull().arg("man"));
-    assert!(page.contains(".TH lull 1"), "{}", &page[..200.min(page.len())]);
+    assert!(
+        page.contains(".TH lull 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
     assert!(page.contains("migrate"), "the page lists the commands");
     let dir = tempfile::tempdir().unwrap();
     let out = lull()
@@ -82,7 +100,12 @@ fn man_page_renders_and_one_page_per_command_is_written() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    for name in ["lull.1", "lull-migrate.1", "lull-indexes-build.1", "lull-lint.1"] {
+    for name in [
+        "lull.1",
+        "lull-migrate.1",
+        "lull-indexes-build.1",
+        "lull-lint.1",
+    ] {
         let text = std::fs::read_to_string(dir.path().join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(text.contains(".TH"), "{name} is a roff page");
@@ -98,7 +121,11 @@ fn man_page_renders_and_one_page_per_command_is_written() {
             .env("MANWIDTH", "80")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("migrate"));
     }
     let out = lull()

@@ -94,10 +94,7 @@ impl Client {
             if message["method"] == "textDocument/publishDiagnostics"
                 && message["params"]["uri"] == uri
             {
-                return message["params"]["diagnostics"]
-                    .as_array()
-                    .unwrap()
-                    .clone();
+                return message["params"]["diagnostics"].as_array().unwrap().clone();
             }
         }
     }
@@ -224,7 +221,10 @@ fn diagnostics_code_actions_and_hover_over_stdio() {
     client.request("shutdown", Value::Null);
     client.notify("exit", Value::Null);
     let status = client.child.wait().unwrap();
-    assert!(status.success(), "lull lsp exits 0 after shutdown: {status}");
+    assert!(
+        status.success(),
+        "lull lsp exits 0 after shutdown: {status}"
+    );
 }
 
 #[test]

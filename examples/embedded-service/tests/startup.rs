@@ -41,9 +41,10 @@ async fn a_bad_config_stops_startup_with_the_reason() {
     let db = TestDb::new();
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bad = tempfile_path("lull.toml", "[policy.ddl]\nlock_timeouts = \"soon\"\n");
-    let err = lull_example_service::migrate_on_startup(db.url(), &here.join("migrations"), Some(&bad))
-        .await
-        .expect_err("an invalid lull.toml stops start-up");
+    let err =
+        lull_example_service::migrate_on_startup(db.url(), &here.join("migrations"), Some(&bad))
+            .await
+            .expect_err("an invalid lull.toml stops start-up");
     assert!(err.to_string().contains("lull.toml"), "{err}");
 }
 

@@ -59,7 +59,7 @@ impl Project {
             None => Ok(Config::default()),
         };
         let config = config.and_then(|c| {
-            let opts = config_options(&c, None, &[]).map_err(|e| e.to_string())?;
+            let opts = config_options(&c, None, &[]).map_err(|e| e.message)?;
             Ok((c, opts))
         });
         let migrations_dir = config.as_ref().ok().map(|(c, _)| {
@@ -186,7 +186,10 @@ impl Project {
     /// The lint options and the files of one run with `text` as the
     /// document's content.
     fn run(&self, uri: &Uri, text: &str) -> Result<(LintOptions, Run), String> {
-        let (config, opts) = self.config.as_ref().map_err(|e| format!("lull.toml: {e}"))?;
+        let (config, opts) = self
+            .config
+            .as_ref()
+            .map_err(|e| format!("lull.toml: {e}"))?;
         let doc_path = file_path(uri);
         let alone = || Run {
             files: vec![SourceFile {
@@ -251,7 +254,10 @@ pub fn file_path(uri: &Uri) -> Option<PathBuf> {
     url::Url::parse(uri.as_str()).ok()?.to_file_path().ok()
 }
 
-fn document_findings<'a>(report: &'a LintReport, run: &'a Run) -> impl Iterator<Item = &'a Finding> {
+fn document_findings<'a>(
+    report: &'a LintReport,
+    run: &'a Run,
+) -> impl Iterator<Item = &'a Finding> {
     let path = &run.files[run.doc].path;
     report.findings.iter().filter(move |f| &f.file == path)
 }
@@ -448,6 +454,9 @@ mod tests {
         assert_eq!(blocks(LockMode::AccessExclusive), "reads and writes");
         assert_eq!(blocks(LockMode::Share), "writes (reads go on)");
         assert!(blocks(LockMode::ShareUpdateExclusive).starts_with("other schema"));
-        assert_eq!(blocks(LockMode::AccessShare), "nothing the application does");
+        assert_eq!(
+            blocks(LockMode::AccessShare),
+            "nothing the application does"
+        );
     }
 }
