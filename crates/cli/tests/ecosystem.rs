@@ -145,3 +145,129 @@ fn license_files_match_the_manifest() {
     let apache = std::fs::read_to_string(repo_root().join("LICENSE-APACHE")).unwrap();
     assert!(apache.contains("Apache License") && apache.contains("Version 2.0"));
 }
+
+/// A git repository with one committed migration (a hazard on a live
+/// table, already merged) and one new, uncommitted migration.
+fn repo_with_a_new_migration() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("20240101000000_old.sql"),
+        "CREATE INDEX users_email_idx ON users (email);\n",
+    )
+    .unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "old"]);
+    std::fs::write(
+        migrations.join("20240102000000_new.sql"),
+        "CREATE INDEX orders_created_idx ON orders (created_at);\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn path_with_lull() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_lull")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn the_actions_lint_step_annotates_only_what_changed() {
+    let repo = repo_with_a_new_migration();
+    let script = repo_root().join("scripts/action-lint");
+    let action = std::fs::read_to_string(repo_root().join("action.yml")).unwrap();
+    assert!(
+        action.contains("scripts/action-lint"),
+        "action.yml runs the script tested here"
+    );
+    let out = Command::new(&script)
+        .current_dir(repo.path())
+        .env("PATH", path_with_lull())
+        .env("LULL_CHANGED_SINCE", "HEAD")
+        .env("LULL_SARIF", "true")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("::error file=migrations/20240102000000_new.sql"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("20240101000000_old.sql"),
+        "only the change: {stdout}"
+    );
+    let sarif = std::fs::read_to_string(repo.path().join("lull.sarif")).unwrap();
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(sarif["runs"][0]["results"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+
+    let out = Command::new(&script)
+        .current_dir(repo.path())
+        .env("PATH", path_with_lull())
+        .env("LULL_CHANGED_SINCE", "HEAD")
+        .env("LULL_FAIL_ON", "never")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "fail-on never passes the step");
+}
+
+#[test]
+fn the_pre_commit_hooks_entry_fails_on_a_new_hazard() {
+    let hooks = std::fs::read_to_string(repo_root().join(".pre-commit-hooks.yaml")).unwrap();
+    let entry = hooks
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("entry: "))
+        .expect("the hook has an entry");
+    assert!(hooks.contains("id: lull-lint"));
+    let repo = repo_with_a_new_migration();
+    // pre-commit runs the entry with the repository as working directory.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(entry)
+        .current_dir(repo.path())
+        .env("PATH", path_with_lull())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("20240102000000_new.sql"), "{stdout}");
+    assert!(stdout.contains("create-index-not-concurrently"), "{stdout}");
+}
