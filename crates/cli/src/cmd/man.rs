@@ -35,12 +35,7 @@ pub fn run(command: clap::Command, args: Args) -> CliResult {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
             let mut written = 0;
-            write_pages(
-                &command,
-                &command.get_name().to_string(),
-                &dir,
-                &mut written,
-            )?;
+            write_pages(&command, command.get_name(), &dir, &mut written)?;
             eprintln!("wrote {written} manual pages to {}", dir.display());
         }
     }

@@ -217,7 +217,9 @@ impl Project {
 /// read; the document is then linted on its own.
 fn in_directory(config: &Config, dir: &Path, doc: &Path, text: &str) -> Option<Run> {
     let excludes = inputs::excludes(config).ok()?;
-    let mut files = inputs::collect(&[dir.to_path_buf()], config, &excludes).ok()?;
+    let mut files = inputs::collect(&[dir.to_path_buf()], config, &excludes)
+        .ok()?
+        .files;
     let canonical = doc.canonicalize().ok()?;
     let index = files
         .iter()
