@@ -5,46 +5,59 @@ use std::path::Path;
 
 use lull_sandbox::testing::TestDb;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn applies_pending_migrations_once() {
+/// The synchronous test harness (TestDb) cannot run inside a runtime, so
+/// each test drives the async start-up on a runtime of its own.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+#[test]
+fn applies_pending_migrations_once() {
     let db = TestDb::new();
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = here.join("migrations");
     let config = here.join("lull.toml");
-    let first = lull_example_service::migrate_on_startup(db.url(), &dir, Some(&config))
-        .await
-        .expect("first start applies the migrations");
+    let first = block_on(lull_example_service::migrate_on_startup(
+        db.url(),
+        &dir,
+        Some(&config),
+    ))
+    .expect("first start applies the migrations");
     assert_eq!(first.versions, ["20240101000000", "20240102000000"]);
-    let second = lull_example_service::migrate_on_startup(db.url(), &dir, Some(&config))
-        .await
-        .expect("second start succeeds");
+    let second = block_on(lull_example_service::migrate_on_startup(
+        db.url(),
+        &dir,
+        Some(&config),
+    ))
+    .expect("second start succeeds");
     assert!(second.versions.is_empty(), "{:?}", second.versions);
 
-    let url = db.url().to_string();
-    let valid: bool = tokio::task::spawn_blocking(move || {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client
-            .query_one(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass",
-                &[],
-            )
-            .unwrap()
-            .get(0)
-    })
-    .await
-    .unwrap();
+    let valid: bool = db
+        .client()
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert!(valid, "the unique index was built and is valid");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bad_config_stops_startup_with_the_reason() {
+#[test]
+fn a_bad_config_stops_startup_with_the_reason() {
     let db = TestDb::new();
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bad = tempfile_path("lull.toml", "[policy.ddl]\nlock_timeouts = \"soon\"\n");
-    let err =
-        lull_example_service::migrate_on_startup(db.url(), &here.join("migrations"), Some(&bad))
-            .await
-            .expect_err("an invalid lull.toml stops start-up");
+    let err = block_on(lull_example_service::migrate_on_startup(
+        db.url(),
+        &here.join("migrations"),
+        Some(&bad),
+    ))
+    .expect_err("an invalid lull.toml stops start-up");
     assert!(err.to_string().contains("lull.toml"), "{err}");
 }
 
