@@ -193,6 +193,19 @@ fn path_with_lull() -> String {
     )
 }
 
+/// Runs the action's lint step in `repo` as the action does (changes since
+/// HEAD), with one more input set.
+fn action_lint(script: &Path, repo: &Path, input: (&str, &str)) -> std::process::Output {
+    Command::new(script)
+        .current_dir(repo)
+        .env("PATH", path_with_lull())
+        .env("LULL_CHANGED_SINCE", "HEAD")
+        .env(input.0, input.1)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_actions_lint_step_annotates_only_what_changed() {
     let repo = repo_with_a_new_migration();
@@ -202,14 +215,7 @@ fn the_actions_lint_step_annotates_only_what_changed() {
         action.contains("scripts/action-lint"),
         "action.yml runs the script tested here"
     );
-    let out = Command::new(&script)
-        .current_dir(repo.path())
-        .env("PATH", path_with_lull())
-        .env("LULL_CHANGED_SINCE", "HEAD")
-        .env("LULL_SARIF", "true")
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
+    let out = action_lint(&script, repo.path(), ("LULL_SARIF", "true"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -232,14 +238,7 @@ fn the_actions_lint_step_annotates_only_what_changed() {
         .as_array()
         .is_some_and(|r| !r.is_empty()));
 
-    let out = Command::new(&script)
-        .current_dir(repo.path())
-        .env("PATH", path_with_lull())
-        .env("LULL_CHANGED_SINCE", "HEAD")
-        .env("LULL_FAIL_ON", "never")
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
+    let out = action_lint(&script, repo.path(), ("LULL_FAIL_ON", "never"));
     assert_eq!(out.status.code(), Some(0), "fail-on never passes the step");
 }
 
