@@ -248,6 +248,14 @@ fn lock_never_released_exhausts_with_blocker_report_and_consistent_state() {
         "insert into log values (1);\nalter table t add column c int;\n",
     );
     let (pid, release, handle) = hold_lock(p.db.url(), "LOCK TABLE t IN ACCESS SHARE MODE");
+    // A holder younger than a try's lock_timeout (50 ms) may be waited out
+    // by one try; this test is about one lull never queues behind, so the
+    // holder is made old first.
+    wait_until(
+        &p,
+        &format!("SELECT now() - xact_start > interval '1 second' FROM pg_stat_activity WHERE pid = {pid}"),
+        Duration::from_secs(30),
+    );
     let out = p.lull().arg("migrate").assert().code(1);
     let text = output_text(out.get_output());
     assert!(
