@@ -16,7 +16,9 @@ mod ast;
 mod facts;
 mod fix;
 mod lint;
+pub mod meta;
 mod parse;
+pub mod placeholders;
 mod risk;
 pub mod rules;
 mod safe;
@@ -33,7 +35,10 @@ pub use lint::{
 pub use parse::{parse, ParseError, Span, Statement};
 pub use risk::{Risk, RiskLevel, HIGH_SCORE, MEDIUM_SCORE, RISK_DOC};
 pub use rules::{Category, Rule};
-pub use safe::{make_object_name, safe_form, NewRelations, SafeForm, MAX_IDENTIFIER_BYTES};
+pub use safe::{
+    choose_constraint_name, make_object_name, safe_form, NewRelations, SafeForm,
+    MAX_IDENTIFIER_BYTES,
+};
 pub use stats::{TableSize, TableStats};
 pub use tool::{Tool, TOOLS_DOC};
 

@@ -164,6 +164,10 @@ pub struct LintOptions {
     /// The files given are a whole migration history (a directory), so an
     /// index missing from all of them is really missing.
     pub whole_history: bool,
+    /// Values of the placeholders in templated SQL (`[placeholders]` in
+    /// lull.toml), substituted before parsing; findings still point into
+    /// the file as written (see [`crate::placeholders`]).
+    pub placeholders: BTreeMap<String, String>,
 }
 
 impl Default for LintOptions {
@@ -179,6 +183,7 @@ impl Default for LintOptions {
             pg_version: None,
             catalog_indexes: None,
             whole_history: false,
+            placeholders: BTreeMap::new(),
         }
     }
 }
@@ -399,7 +404,7 @@ impl<'a> FileCtx<'a> {
 
     /// The safe form of statement `idx`.
     pub(crate) fn safe_form(&self, idx: usize) -> Option<crate::safe::SafeForm> {
-        crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name))
+        crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name), &|_| false)
     }
 
     /// The safe form of statement `idx` as SQL text, for help.
@@ -485,6 +490,38 @@ fn transaction_info(
     out
 }
 
+/// Records a file that does not parse (or has a placeholder without a
+/// value): a `parse-error` finding at the position in the file.
+fn push_parse_error(
+    report: &mut LintReport,
+    file: &SourceFile,
+    err: ParseError,
+    opts: &LintOptions,
+) {
+    let level = rules::get(rules::PARSE_ERROR).and_then(|r| effective_level(r, opts));
+    let span = Span {
+        start: err.offset,
+        end: err.offset,
+        line: err.line + file.line_offset,
+        column: err.column,
+    };
+    report.findings.extend(level.map(|severity| Finding {
+        rule: rules::PARSE_ERROR,
+        severity,
+        message: err.message.clone(),
+        file: file.path.clone(),
+        span,
+        help: Some("fix the syntax error; PostgreSQL would reject this file".into()),
+        table: None,
+    }));
+    report.files.push(FileReport {
+        path: file.path.clone(),
+        statements: 0,
+        risk: Risk::low(),
+        parse_error: Some(err),
+    });
+}
+
 /// A rule's raw result before levels, sizes and suppressions.
 #[derive(Debug, Clone)]
 pub(crate) struct Hit {
@@ -549,20 +586,20 @@ const REWRITTEN_BY_LULL: &[&str] = &[
 
 /// Parses every file, on all cores for more than a handful of files; the
 /// results are in the order given.
-fn parse_all(files: &[SourceFile]) -> Vec<Result<Vec<Statement>, ParseError>> {
+fn parse_all(texts: &[&str]) -> Vec<Result<Vec<Statement>, ParseError>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(files.len() / 8)
+        .min(texts.len() / 8)
         .max(1);
     if threads == 1 {
-        return files.iter().map(|f| parse(&f.sql)).collect();
+        return texts.iter().map(|t| parse(t)).collect();
     }
-    let chunk = files.len().div_ceil(threads);
+    let chunk = texts.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = files
+        let handles: Vec<_> = texts
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|f| parse(&f.sql)).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || part.iter().map(|t| parse(t)).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -580,7 +617,31 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
         findings: Vec::new(),
         files: Vec::new(),
     };
-    let parsed = parse_all(files);
+    // Templated SQL first gets its placeholders' values; positions are
+    // mapped back into the file as written.
+    let substituted: Vec<Result<crate::placeholders::Substituted, ParseError>> = files
+        .iter()
+        .map(|f| {
+            crate::placeholders::substitute(&f.sql, &opts.placeholders).map_err(|unknown| {
+                ParseError {
+                    message: unknown.to_string(),
+                    offset: unknown.offset,
+                    line: unknown.line,
+                    column: unknown.column,
+                }
+            })
+        })
+        .collect();
+    let texts: Vec<&str> = files
+        .iter()
+        .zip(&substituted)
+        .map(|(f, s)| match s {
+            Ok(s) if s.changed() => s.sql.as_str(),
+            Ok(_) => f.sql.as_str(),
+            Err(_) => "",
+        })
+        .collect();
+    let parsed = parse_all(&texts);
     let mut run = RunState::default();
     // Indexes persist: whatever file of the history creates one, and the
     // catalog, count for every foreign key.
@@ -595,36 +656,53 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
         .iter()
         .filter_map(|r| effective_level(r, opts).map(|s| (*r, s)))
         .collect();
-    for (file, parsed) in files.iter().zip(parsed) {
-        if !file.runs_with_previous {
+    for ((original, substituted), parsed) in files.iter().zip(substituted).zip(parsed) {
+        if !original.runs_with_previous {
             run.start_unit();
         }
+        let substituted = match substituted {
+            Ok(s) => s,
+            Err(err) => {
+                push_parse_error(&mut report, original, err, opts);
+                continue;
+            }
+        };
+        let owned;
+        let file: &SourceFile = if substituted.changed() {
+            owned = SourceFile {
+                sql: substituted.sql.clone(),
+                ..original.clone()
+            };
+            &owned
+        } else {
+            original
+        };
+        let back = |span: Span| -> Span {
+            if !substituted.changed() {
+                return span;
+            }
+            let start = substituted.original_offset(span.start);
+            let end = substituted.original_offset(span.end).max(start);
+            let (line, column) =
+                crate::parse::LineIndex::new(&original.sql).position(&original.sql, start);
+            Span {
+                start,
+                end,
+                line: line + file.line_offset,
+                column,
+            }
+        };
         let stmts = match parsed {
             Ok(stmts) => stmts,
-            Err(err) => {
-                let level = rules::get(rules::PARSE_ERROR).and_then(|r| effective_level(r, opts));
-                let mut span = Span {
-                    start: err.offset,
-                    end: err.offset,
-                    line: err.line,
-                    column: err.column,
-                };
-                span.line += file.line_offset;
-                report.findings.extend(level.map(|severity| Finding {
-                    rule: rules::PARSE_ERROR,
-                    severity,
-                    message: err.message.clone(),
-                    file: file.path.clone(),
-                    span,
-                    help: Some("fix the syntax error; PostgreSQL would reject this file".into()),
-                    table: None,
-                }));
-                report.files.push(FileReport {
-                    path: file.path.clone(),
-                    statements: 0,
-                    risk: Risk::low(),
-                    parse_error: Some(err),
-                });
+            Err(mut err) => {
+                if substituted.changed() {
+                    err.offset = substituted.original_offset(err.offset);
+                    let (line, column) = crate::parse::LineIndex::new(&original.sql)
+                        .position(&original.sql, err.offset);
+                    err.line = line;
+                    err.column = column;
+                }
+                push_parse_error(&mut report, original, err, opts);
                 continue;
             }
         };
@@ -673,6 +751,10 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
         }
         let is_active = |id: &str| active.iter().any(|(r, _)| r.id == id);
         findings.extend(suppression_findings(file, &suppressions, is_active, opts));
+        // Positions in the substituted text point back into the file.
+        for f in &mut findings {
+            f.span = back(f.span);
+        }
         findings.sort_by_key(|f| (f.span.start, f.rule));
         report.findings.extend(findings);
         let risk = risk::assess(&ctx);
@@ -775,6 +857,43 @@ mod tests {
 
     fn ids(report: &LintReport) -> Vec<&'static str> {
         report.findings.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn placeholders_are_substituted_and_findings_point_into_the_file() {
+        let sql = "CREATE TABLE {{ index .Options \"Namespace\" }}.t (id int);\n\
+                   ALTER TABLE {{ index .Options \"Namespace\" }}.users ADD COLUMN n int NOT NULL DEFAULT nextval('s');\n";
+        let file = SourceFile {
+            path: "m.sql".into(),
+            sql: sql.into(),
+            ..SourceFile::default()
+        };
+        let mut opts = LintOptions::default();
+        let report = lint(std::slice::from_ref(&file), &opts);
+        assert!(
+            report.files[0].parse_error.is_some(),
+            "without a value: a parse error"
+        );
+        opts.placeholders.insert("Namespace".into(), "auth".into());
+        let report = lint(std::slice::from_ref(&file), &opts);
+        assert!(
+            report.files[0].parse_error.is_none(),
+            "{:?}",
+            report.files[0]
+        );
+        assert_eq!(report.files[0].statements, 2);
+        assert!(!report.findings.is_empty());
+        for f in &report.findings {
+            let text = &sql[f.span.start..f.span.end];
+            let first = ["CREATE TABLE {{", "ALTER TABLE {{"][f.span.line - 1];
+            assert!(text.starts_with(first) && text.ends_with(')'), "{f:?}");
+        }
+        opts.placeholders.clear();
+        opts.placeholders.insert("Other".into(), "x".into());
+        let report = lint(std::slice::from_ref(&file), &opts);
+        let f = &report.findings[0];
+        assert!(f.message.contains("`Namespace`"), "{}", f.message);
+        assert_eq!((f.span.line, f.span.column), (1, 14));
     }
 
     #[test]

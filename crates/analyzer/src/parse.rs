@@ -93,7 +93,11 @@ impl std::error::Error for ParseError {}
 ///
 /// Empty input, or input with only comments, gives no statements. Any
 /// syntax error fails the whole input, because PostgreSQL would too.
+/// psql meta-commands are handled as [`crate::meta`] says: `\restrict`
+/// lines are ignored, any other is an error naming its line.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    let blanked = crate::meta::blank_meta_commands(sql)?;
+    let sql: &str = &blanked;
     if let Some(nul) = sql.find('\0') {
         return Err(error_at(
             sql,
@@ -141,14 +145,19 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
 }
 
 /// The byte range of the real tokens between `from` and `to`, skipping
-/// whitespace and comments on both ends.
+/// whitespace and comments on both ends. Tokens are in input order, so
+/// the range is found by binary search: a file of many statements costs
+/// a logarithmic look-up per statement, not a scan from the start.
 fn trim_range(sql: &str, tokens: &[ScanToken], from: usize, to: usize) -> (usize, usize) {
     let real = |t: &&ScanToken| {
         let (s, e) = (t.start as usize, t.end as usize);
         s >= from && e <= to && !is_comment(t)
     };
-    let first = tokens.iter().find(real);
-    let last = tokens.iter().rev().find(real);
+    let lo = tokens.partition_point(|t| (t.start as usize) < from);
+    let hi = tokens.partition_point(|t| (t.start as usize) < to);
+    let window = &tokens[lo..hi.max(lo)];
+    let first = window.iter().find(real);
+    let last = window.iter().rev().find(real);
     match (first, last) {
         (Some(first), Some(last)) => (first.start as usize, last.end as usize),
         _ => {

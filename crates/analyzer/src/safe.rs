@@ -62,6 +62,10 @@ pub struct NewRelations {
     /// validated one is already cheap and must not be rewritten again
     /// (the rewrite would add the same CHECK a second time).
     not_null_checks: Vec<(String, String, String, bool)>,
+    /// Constraint names created by earlier statements (given or chosen the
+    /// way PostgreSQL chooses them), so an unnamed constraint gets the
+    /// suffix PostgreSQL would give it on a clash (`t_a_check1`).
+    constraint_names: BTreeSet<String>,
 }
 
 impl NewRelations {
@@ -77,6 +81,7 @@ impl NewRelations {
             self.insert(name.clone());
         }
         self.record_not_null_checks(stmt);
+        self.record_constraint_names(stmt);
         if let NodeEnum::RenameStmt(r) = stmt.ast() {
             let renames_relation =
                 r.rename_type == r.relation_type || r.rename_type == ObjectType::ObjectTable as i32;
@@ -145,6 +150,82 @@ impl NewRelations {
         }
     }
 
+    /// Records the names of the constraints `stmt` adds: those it names
+    /// and those PostgreSQL would name for it.
+    fn record_constraint_names(&mut self, stmt: &Statement) {
+        let mut added: Vec<(&protobuf::RangeVar, &protobuf::Constraint, Option<&str>)> = Vec::new();
+        match stmt.ast() {
+            NodeEnum::AlterTableStmt(s) => {
+                let Some(rel) = s.relation.as_ref() else {
+                    return;
+                };
+                for cmd in s.cmds.iter().filter_map(|n| match &n.node {
+                    Some(NodeEnum::AlterTableCmd(c)) => Some(c),
+                    _ => None,
+                }) {
+                    if cmd.subtype == AlterTableType::AtAddConstraint as i32 {
+                        if let Some(c) = cmd.def.as_deref().and_then(ast::as_constraint) {
+                            added.push((rel, c, None));
+                        }
+                    }
+                    if let Some(col) = cmd.def.as_deref().and_then(ast::as_column_def) {
+                        for c in col.constraints.iter().filter_map(ast::as_constraint) {
+                            added.push((rel, c, Some(col.colname.as_str())));
+                        }
+                    }
+                }
+            }
+            NodeEnum::CreateStmt(s) => {
+                let Some(rel) = s.relation.as_ref() else {
+                    return;
+                };
+                for elt in &s.table_elts {
+                    if let Some(c) = ast::as_constraint(elt) {
+                        added.push((rel, c, None));
+                    } else if let Some(col) = ast::as_column_def(elt) {
+                        for c in col.constraints.iter().filter_map(ast::as_constraint) {
+                            added.push((rel, c, Some(col.colname.as_str())));
+                        }
+                    }
+                }
+            }
+            _ => return,
+        }
+        for (rel, c, column) in added {
+            let schema = schema_or_public(rel);
+            let name = if c.conname.is_empty() {
+                let taken = |n: &str| self.constraint_name_taken(&format!("{schema}.{n}"));
+                match default_constraint_name(rel, c, column, &taken) {
+                    Some(n) => n,
+                    None => continue,
+                }
+            } else {
+                c.conname.clone()
+            };
+            self.constraint_names.insert(format!("{schema}.{name}"));
+        }
+    }
+
+    /// Whether a constraint `schema.name` exists already: created by an
+    /// earlier statement, or given by [`NewRelations::take_constraint_names`]
+    /// (what the database holds). PostgreSQL keeps constraint names unique
+    /// per schema when it chooses one.
+    pub fn constraint_name_taken(&self, qualified: &str) -> bool {
+        self.constraint_names.contains(qualified)
+    }
+
+    /// Marks constraint names (`schema.name`) as used, e.g. those the
+    /// target database holds, so an unnamed constraint is named the way
+    /// PostgreSQL would name it there.
+    pub fn take_constraint_names(&mut self, names: impl IntoIterator<Item = String>) {
+        self.constraint_names.extend(names);
+    }
+
+    /// The constraint names (`schema.name`) known to be used.
+    pub fn constraint_names(&self) -> &BTreeSet<String> {
+        &self.constraint_names
+    }
+
     /// Whether a validated `CHECK (column IS NOT NULL)` on `table` was
     /// recorded, so `SET NOT NULL` needs no scan.
     pub fn proves_not_null(&self, table: &str, column: &str) -> bool {
@@ -203,7 +284,9 @@ pub fn safe_form(stmt: &Statement, new: &NewRelations) -> Option<SafeForm> {
     if sets_proven_not_null(stmt, new) {
         return None;
     }
-    safe_form_with(stmt, &|name| new.contains(name))
+    safe_form_with(stmt, &|name| new.contains(name), &|qualified| {
+        new.constraint_name_taken(qualified)
+    })
 }
 
 /// Whether `stmt` is `ALTER TABLE t ALTER COLUMN c SET NOT NULL` after a
@@ -225,8 +308,13 @@ fn sets_proven_not_null(stmt: &Statement, new: &NewRelations) -> bool {
     }
 }
 
-/// [`safe_form`] with any test for "created in this run".
-pub(crate) fn safe_form_with(stmt: &Statement, is_new: &dyn Fn(&str) -> bool) -> Option<SafeForm> {
+/// [`safe_form`] with any test for "created in this run" and for
+/// "constraint name already used".
+pub(crate) fn safe_form_with(
+    stmt: &Statement,
+    is_new: &dyn Fn(&str) -> bool,
+    taken: &dyn Fn(&str) -> bool,
+) -> Option<SafeForm> {
     match stmt.ast() {
         NodeEnum::IndexStmt(s) if !s.concurrent => {
             let table = s.relation.as_ref()?;
@@ -290,7 +378,7 @@ pub(crate) fn safe_form_with(stmt: &Statement, is_new: &dyn Fn(&str) -> bool) ->
                     .into(),
             })
         }
-        NodeEnum::AlterTableStmt(s) => alter_table_safe_form(stmt, s, is_new),
+        NodeEnum::AlterTableStmt(s) => alter_table_safe_form(stmt, s, is_new, taken),
         _ => None,
     }
 }
@@ -299,6 +387,7 @@ fn alter_table_safe_form(
     stmt: &Statement,
     s: &protobuf::AlterTableStmt,
     is_new: &dyn Fn(&str) -> bool,
+    taken: &dyn Fn(&str) -> bool,
 ) -> Option<SafeForm> {
     if s.objtype != ObjectType::ObjectTable as i32 || s.cmds.len() != 1 {
         return None;
@@ -311,22 +400,28 @@ fn alter_table_safe_form(
         return None;
     };
     let table = quote_rel(rel);
+    let schema = schema_or_public(rel);
+    let taken = &|n: &str| taken(&format!("{schema}.{n}"));
     match AlterTableType::try_from(cmd.subtype).ok()? {
         AlterTableType::AtAddConstraint => {
             let c = cmd.def.as_deref().and_then(ast::as_constraint)?;
             match ConstrType::try_from(c.contype).ok()? {
                 ConstrType::ConstrForeign | ConstrType::ConstrCheck if !c.skip_validation => {
-                    not_valid_then_validate(stmt, rel, &table, c)
+                    not_valid_then_validate(stmt, rel, &table, c, taken)
                 }
                 ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
-                    unique_index_concurrently(rel, &table, c)
+                    unique_index_concurrently(rel, &table, c, is_new)
                 }
                 _ => None,
             }
         }
         AlterTableType::AtSetNotNull => {
             let column = &cmd.name;
-            let check = make_object_name(&rel.relname, Some(column), "not_null");
+            // Not `<table>_<col>_not_null`: PostgreSQL 18 gives that name
+            // to the NOT NULL constraint SET NOT NULL catalogues, and a
+            // CHECK holding it would push that one to `…_not_null1`. The
+            // helper is dropped again, so the catalog is the plain one.
+            let check = choose_constraint_name(&rel.relname, Some(column), "lull_nn", taken);
             let (col, chk) = (quote_ident(column), quote_ident(&check));
             Some(SafeForm {
                 statements: vec![
@@ -350,10 +445,11 @@ fn not_valid_then_validate(
     rel: &protobuf::RangeVar,
     table: &str,
     c: &protobuf::Constraint,
+    taken: &dyn Fn(&str) -> bool,
 ) -> Option<SafeForm> {
     let is_fk = c.contype == ConstrType::ConstrForeign as i32;
     let name = if c.conname.is_empty() {
-        default_constraint_name(rel, c)?
+        default_constraint_name(rel, c, None, taken)?
     } else {
         c.conname.clone()
     };
@@ -387,6 +483,7 @@ fn unique_index_concurrently(
     rel: &protobuf::RangeVar,
     table: &str,
     c: &protobuf::Constraint,
+    is_new: &dyn Fn(&str) -> bool,
 ) -> Option<SafeForm> {
     let primary = c.contype == ConstrType::ConstrPrimary as i32;
     let keys: Vec<&str> = c
@@ -397,12 +494,18 @@ fn unique_index_concurrently(
     if keys.is_empty() {
         return None;
     }
+    // PostgreSQL names the index (and so the constraint) with
+    // ChooseRelationName, which avoids relation names in the schema.
+    let relation_taken = |n: &str| match ast::rel_schema(rel) {
+        Some(schema) => is_new(&format!("{schema}.{n}")),
+        None => is_new(n),
+    };
     let index = if !c.conname.is_empty() {
         c.conname.clone()
     } else if primary {
-        make_object_name(&rel.relname, None, "pkey")
+        choose_constraint_name(&rel.relname, None, "pkey", &relation_taken)
     } else {
-        make_object_name(&rel.relname, Some(&keys.join("_")), "key")
+        choose_constraint_name(&rel.relname, Some(&keys.join("_")), "key", &relation_taken)
     };
     let cols = keys
         .iter()
@@ -453,30 +556,80 @@ fn unique_index_concurrently(
     })
 }
 
-/// The name PostgreSQL gives an unnamed FOREIGN KEY (`<table>_<cols>_fkey`)
-/// or CHECK (`<table>_<first column>_check`).
-fn default_constraint_name(rel: &protobuf::RangeVar, c: &protobuf::Constraint) -> Option<String> {
-    if c.contype == ConstrType::ConstrForeign as i32 {
-        let cols: Vec<&str> = c
-            .fk_attrs
-            .iter()
-            .map(ast::string_value)
-            .collect::<Option<_>>()?;
-        Some(make_object_name(
-            &rel.relname,
-            Some(&cols.join("_")),
-            "fkey",
-        ))
-    } else {
-        let expr = c.raw_expr.as_deref()?.node.as_ref()?;
-        let first_column = expr.nodes().into_iter().find_map(|(n, ..)| match n {
-            pg_query::NodeRef::ColumnRef(col) => {
-                col.fields.iter().rev().find_map(ast::string_value)
+/// The name PostgreSQL gives an unnamed constraint, as its
+/// `ChooseConstraintName` does: FOREIGN KEY `<table>_<cols>_fkey`; CHECK
+/// `<table>_<col>_check` when the expression uses exactly one column, else
+/// `<table>_check`; PRIMARY KEY `<table>_pkey`; UNIQUE `<table>_<cols>_key`;
+/// each shortened to 63 bytes and, while the name is `taken`, given the
+/// suffix 1, 2, … on its label. `column` is the column a column-level
+/// constraint is written on. `None` for other kinds.
+fn default_constraint_name(
+    rel: &protobuf::RangeVar,
+    c: &protobuf::Constraint,
+    column: Option<&str>,
+    taken: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let table = rel.relname.as_str();
+    let cols = |list: &[protobuf::Node]| -> Option<String> {
+        let names: Vec<&str> = list.iter().map(ast::string_value).collect::<Option<_>>()?;
+        Some(names.join("_"))
+    };
+    let (name2, label) = match ConstrType::try_from(c.contype).ok()? {
+        ConstrType::ConstrForeign => {
+            let mine = if c.fk_attrs.is_empty() {
+                column.map(str::to_string)
+            } else {
+                Some(cols(&c.fk_attrs)?)
+            };
+            (mine, "fkey")
+        }
+        ConstrType::ConstrCheck => {
+            let expr = c.raw_expr.as_deref()?.node.as_ref()?;
+            let mut used: BTreeSet<&str> = BTreeSet::new();
+            for (n, ..) in expr.nodes() {
+                if let pg_query::NodeRef::ColumnRef(col) = n {
+                    if let Some(name) = col.fields.iter().rev().find_map(ast::string_value) {
+                        used.insert(name);
+                    }
+                }
             }
-            _ => None,
-        });
-        Some(make_object_name(&rel.relname, first_column, "check"))
+            let one = (used.len() == 1).then(|| used.into_iter().next().unwrap_or_default());
+            (one.map(str::to_string), "check")
+        }
+        ConstrType::ConstrPrimary => (None, "pkey"),
+        ConstrType::ConstrUnique => {
+            let mine = if c.keys.is_empty() {
+                column.map(str::to_string)
+            } else {
+                Some(cols(&c.keys)?)
+            };
+            (mine, "key")
+        }
+        _ => return None,
+    };
+    Some(choose_constraint_name(
+        table,
+        name2.as_deref(),
+        label,
+        taken,
+    ))
+}
+
+/// PostgreSQL's `ChooseConstraintName`: [`make_object_name`], and while
+/// the result is `taken`, the same with the label `label1`, `label2`, ….
+pub fn choose_constraint_name(
+    name1: &str,
+    name2: Option<&str>,
+    label: &str,
+    taken: &dyn Fn(&str) -> bool,
+) -> String {
+    let mut name = make_object_name(name1, name2, label);
+    let mut pass = 0;
+    while taken(&name) {
+        pass += 1;
+        name = make_object_name(name1, name2, &format!("{label}{pass}"));
     }
+    name
 }
 
 /// PostgreSQL's `makeObjectName`: `name1_name2_label`, shortening the
@@ -509,6 +662,12 @@ fn clip(s: &str, mut len: usize) -> &str {
         len -= 1;
     }
     &s[..len]
+}
+
+/// The schema a relation's constraints are named in: as written, else
+/// `public` (the usual `search_path`; lull cannot see the session's).
+fn schema_or_public(rel: &protobuf::RangeVar) -> &str {
+    ast::rel_schema(rel).unwrap_or("public")
 }
 
 fn quote_rel(rel: &protobuf::RangeVar) -> String {
@@ -614,6 +773,23 @@ mod tests {
             statements("ALTER TABLE t ADD CHECK (qty > 0)")[1],
             "ALTER TABLE t VALIDATE CONSTRAINT t_qty_check"
         );
+        // One column, used twice: PostgreSQL names it after the column;
+        // several columns, or none: after the table alone.
+        for (sql, name) in [
+            (
+                "ALTER TABLE t ADD CHECK (qty > 0 AND qty < 10)",
+                "t_qty_check",
+            ),
+            ("ALTER TABLE t ADD CHECK (lo < hi)", "t_check"),
+            ("ALTER TABLE s.t ADD CHECK (t.lo < 5)", "t_lo_check"),
+            ("ALTER TABLE t ADD CHECK (true)", "t_check"),
+            (
+                "ALTER TABLE t ADD FOREIGN KEY (a, b) REFERENCES u",
+                "t_a_b_fkey",
+            ),
+        ] {
+            assert!(statements(sql)[1].ends_with(&format!(" {name}")), "{sql}");
+        }
         assert!(form("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID").is_none());
         assert!(form("ALTER TABLE t ADD CHECK (a > 0), ADD COLUMN b int").is_none());
     }
@@ -623,10 +799,10 @@ mod tests {
         assert_eq!(
             statements("ALTER TABLE app.users ALTER COLUMN email SET NOT NULL"),
             vec![
-                "ALTER TABLE app.users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID",
-                "ALTER TABLE app.users VALIDATE CONSTRAINT users_email_not_null",
+                "ALTER TABLE app.users ADD CONSTRAINT users_email_lull_nn CHECK (email IS NOT NULL) NOT VALID",
+                "ALTER TABLE app.users VALIDATE CONSTRAINT users_email_lull_nn",
                 "ALTER TABLE app.users ALTER COLUMN email SET NOT NULL",
-                "ALTER TABLE app.users DROP CONSTRAINT users_email_not_null",
+                "ALTER TABLE app.users DROP CONSTRAINT users_email_lull_nn",
             ]
         );
     }
@@ -663,6 +839,30 @@ mod tests {
                 "CREATE UNIQUE INDEX CONCURRENTLY users_pkey ON users (id)",
                 "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey",
             ]
+        );
+    }
+
+    #[test]
+    fn clashing_names_get_the_suffix_postgres_gives() {
+        let stmts = parse(
+            "CREATE TABLE other (a int CONSTRAINT t_a_check CHECK (a > 1)); \
+             ALTER TABLE t ADD CHECK (a > 0); \
+             ALTER TABLE t ADD CHECK (a < 9); \
+             ALTER TABLE t ADD CHECK (a <> 5)",
+        )
+        .unwrap();
+        let mut new = NewRelations::new();
+        let mut names = Vec::new();
+        for stmt in &stmts {
+            if let Some(f) = safe_form(stmt, &new) {
+                names.push(f.statements[1].rsplit(' ').next().unwrap().to_string());
+            }
+            new.record(stmt);
+        }
+        assert_eq!(names, vec!["t_a_check1", "t_a_check2", "t_a_check3"]);
+        assert_eq!(
+            choose_constraint_name(&"x".repeat(70), None, "check", &|n| n.ends_with("_check")),
+            format!("{}_check1", "x".repeat(56))
         );
     }
 

@@ -54,6 +54,11 @@ impl CliError {
     pub fn report(self) -> ExitCode {
         use owo_colors::OwoColorize;
         use std::io::Write;
+        // Output cut short by its reader (`lull lint | head`) is no error
+        // to report: end quietly, as other tools do (128 + SIGPIPE).
+        if self.message.contains("Broken pipe (os error 32)") {
+            return ExitCode::from(141);
+        }
         let mut err = anstream::stderr();
         let _ = writeln!(err, "{} {}", "error:".red().bold(), self.message);
         if let Some(hint) = &self.hint {

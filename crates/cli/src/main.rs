@@ -60,7 +60,33 @@ enum Command {
     Man(cmd::man::Args),
 }
 
+/// Exit status of a process whose reader went away (128 + SIGPIPE), what
+/// a shell reports for other programs in `… | head -1`.
+const CLOSED_PIPE_EXIT: i32 = 141;
+
+/// `lull plan | head -1`: once the reader of stdout has gone, writing
+/// panics inside `println!`. Other command line tools end quietly then;
+/// so does lull (a migration it was running rolls back with the
+/// connection, as on any interruption). Every other panic keeps the
+/// default report.
+fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to std") && payload.contains("Broken pipe") {
+            std::process::exit(CLOSED_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sandbox(args) => cmd::sandbox::run(&cli.global, args),

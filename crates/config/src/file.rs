@@ -137,6 +137,29 @@ section! {
         pub lint: LintSection,
         /// Index build guards and window.
         pub indexes: IndexesSection,
+        /// `[placeholders]`: values substituted into templated SQL
+        /// (`{{ .Name }}`, `{{ index .Options "Name" }}`, `${name}`,
+        /// `:'name'`) before lint, plan and migrate read it. An
+        /// `[env.NAME.placeholders]` table overrides single values.
+        pub placeholders: Placeholders,
+    }
+}
+
+/// Placeholder values by name; an environment's table overrides key by key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Placeholders(pub BTreeMap<String, String>);
+
+impl Merge for Placeholders {
+    fn merge(mut self, over: Self) -> Self {
+        self.0.extend(over.0);
+        self
+    }
+}
+
+impl IsUnset for Placeholders {
+    fn is_unset(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -408,6 +431,11 @@ impl Config {
     /// The `history` setting as written (default `auto`).
     pub fn history(&self) -> &str {
         self.settings.history.as_deref().unwrap_or("auto")
+    }
+
+    /// The `[placeholders]` values (with the environment's applied).
+    pub fn placeholders(&self) -> &BTreeMap<String, String> {
+        &self.settings.placeholders.0
     }
 
     /// The schema lull keeps its own tables in.

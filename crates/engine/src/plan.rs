@@ -19,6 +19,8 @@ use lull_analyzer::{
     parse, safe_form, Class, IndexFacts, LockMode, NewRelations, RelLock, Statement,
 };
 use lull_migrations::{Migration, SqlFile};
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::error::EngineError;
@@ -242,6 +244,21 @@ pub fn plan_migration(
     direction: Direction,
     opts: &PlanOptions,
 ) -> Result<MigrationPlan, EngineError> {
+    plan_migration_with_names(m, direction, opts, &mut BTreeSet::new())
+}
+
+/// [`plan_migration`] knowing which constraint names (`schema.name`) are
+/// used already: those of the database and of the migrations planned
+/// before this one in the same run. A rewrite that names an unnamed
+/// constraint picks the name PostgreSQL would pick (`t_a_check1` when
+/// `t_a_check` is used); the names this migration adds are added to
+/// `names` for the next one.
+pub fn plan_migration_with_names(
+    m: &Migration,
+    direction: Direction,
+    opts: &PlanOptions,
+    names: &mut BTreeSet<String>,
+) -> Result<MigrationPlan, EngineError> {
     let file = match direction {
         Direction::Up => m.up.as_ref(),
         Direction::Down => m.down.as_ref(),
@@ -268,7 +285,7 @@ pub fn plan_migration(
     })?;
     let steps = match opts.mode {
         Mode::Naive => naive_steps(m, file, &parsed),
-        Mode::Safe => safe_steps(m, file, &parsed, opts.rewrites)?,
+        Mode::Safe => safe_steps(m, file, &parsed, opts.rewrites, names)?,
     };
     Ok(MigrationPlan {
         version: m.version.clone(),
@@ -439,12 +456,14 @@ fn safe_steps(
     file: &SqlFile,
     parsed: &[Statement],
     rewrites: bool,
+    names: &mut BTreeSet<String>,
 ) -> Result<Vec<Step>, EngineError> {
     let mut b = Builder {
         steps: Vec::new(),
         run: Vec::new(),
     };
     let mut new = NewRelations::new();
+    new.take_constraint_names(std::mem::take(names));
     let mut explicit_block = false;
     let mut prev_end = 0;
     for s in parsed {
@@ -524,6 +543,7 @@ fn safe_steps(
         new.record(s);
     }
     b.flush();
+    *names = new.constraint_names().clone();
     Ok(b.steps)
 }
 

@@ -6,6 +6,7 @@
 //! [`EventSink`]; it never prints. The CLI renders the events; `lull demo`
 //! runs the same migrations once naive and once safe.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ use crate::history::{Active, HistoryChoice, RecordContext};
 use crate::index_build::CancelToken;
 use crate::lock;
 use crate::plan::{
-    plan_migration, Direction, MigrationPlan, Mode, PlanOptions, PolicyClass, StepKind,
+    plan_migration, plan_migration_with_names, Direction, MigrationPlan, Mode, PlanOptions,
+    PolicyClass, StepKind,
 };
 use crate::state::{MigrationRecord, State, Status, StepRecord};
 
@@ -334,15 +336,25 @@ impl Runner {
         let records = self.state.migrations(&work).await?;
         let tool = self.tool(&work, migrations, false).await?;
         self.check_checksums(migrations, &records, tool.as_ref())?;
-        self.pending_plans(migrations, &records, tool.as_ref(), to)
+        let resuming = records.iter().any(|r| r.status != Status::Applied);
+        let names = if resuming {
+            BTreeSet::new()
+        } else {
+            constraint_names(&work).await?
+        };
+        self.pending_plans(migrations, &records, tool.as_ref(), to, names)
     }
 
+    /// Plans the pending migrations in order; the constraint names each
+    /// adds are known to the next (`names` seeds them, e.g. from the
+    /// database).
     fn pending_plans(
         &self,
         migrations: &[Migration],
         records: &[MigrationRecord],
         tool: Option<&Active>,
         to: Option<&str>,
+        mut names: BTreeSet<String>,
     ) -> Result<Vec<MigrationPlan>, EngineError> {
         let to = match to {
             Some(to) => Some(Self::find(migrations, to)?.version.clone()),
@@ -356,7 +368,12 @@ impl Runner {
                 }
             }
             if !is_applied(records, tool, &m.version) {
-                plans.push(self.plan(m, Direction::Up)?);
+                plans.push(plan_migration_with_names(
+                    m,
+                    Direction::Up,
+                    &self.opts.plan_options(),
+                    &mut names,
+                )?);
             }
         }
         Ok(plans)
@@ -469,7 +486,17 @@ impl Runner {
         let records = self.state.migrations(&session.work).await?;
         let tool = self.tool(&session.work, migrations, true).await?;
         self.check_checksums(migrations, &records, tool.as_ref())?;
-        let plans = self.pending_plans(migrations, &records, tool.as_ref(), to)?;
+        // Constraint names the database holds, so a rewrite names an
+        // unnamed constraint as PostgreSQL would here. Not when resuming:
+        // the interrupted migration's own constraints are there already,
+        // and its plan must stay the one its finished steps came from.
+        let resuming = records.iter().any(|r| r.status != Status::Applied);
+        let names = if resuming {
+            BTreeSet::new()
+        } else {
+            constraint_names(&session.work).await?
+        };
+        let plans = self.pending_plans(migrations, &records, tool.as_ref(), to, names)?;
         if let Some(t) = &tool {
             Self::refuse_tool_failures(t, &records, &plans)?;
             self.sync_tool(session, t, migrations, &records).await?;
@@ -1258,4 +1285,24 @@ fn status_name(s: Status) -> &'static str {
         Status::Failed => "failed",
         Status::Running | Status::RollingBack => "running",
     }
+}
+
+/// Every constraint name of the user schemas, as `schema.name`.
+async fn constraint_names(
+    client: &tokio_postgres::Client,
+) -> Result<BTreeSet<String>, EngineError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text || '.' || c.conname::text FROM pg_constraint c \
+             JOIN pg_namespace n ON n.oid = c.connamespace \
+             WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'",
+            &[],
+        )
+        .await
+        .map_err(|e| EngineError::Other {
+            message: format!("cannot read the constraint names: {e}"),
+            hint: None,
+            kind: crate::error::ErrorKind::Error,
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -237,7 +237,8 @@ mod tests {
             "CREATE INDEX ok ON t (a);\nCREATE INDEX gone ON t (b);\nCREATE INDEX broken ON t (c);\n\
              CREATE INDEX changed ON t (d);\nCREATE INDEX old_name ON t (e);",
             "schema.sql",
-        );
+        )
+        .unwrap();
         let present = vec![
             catalog("ok", "CREATE INDEX ok ON public.t USING btree (a)", true),
             catalog(

@@ -321,8 +321,15 @@ fn names(list: &[Node]) -> Option<String> {
     )
 }
 
+/// An opclass or collation name without the schema the catalog prints
+/// and hand-written SQL leaves out: `pg_catalog.` and `public.`
+/// (`pg_dump` writes `public.gin_trgm_ops` for pg_trgm installed in
+/// public, with its empty `search_path`).
 fn strip_catalog(name: &str) -> String {
-    name.strip_prefix("pg_catalog.").unwrap_or(name).to_string()
+    name.strip_prefix("pg_catalog.")
+        .or_else(|| name.strip_prefix("public."))
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// An expression as SQL: `SELECT 1` parsed, its target swapped for the
@@ -451,6 +458,14 @@ mod tests {
             (
                 "CREATE INDEX t_a ON t (a ASC NULLS LAST)",
                 "CREATE INDEX t_a ON public.t USING btree (a)",
+            ),
+            (
+                "CREATE INDEX t_n ON public.t USING gin (name public.gin_trgm_ops)",
+                "CREATE INDEX t_n ON public.t USING gin (name gin_trgm_ops)",
+            ),
+            (
+                "CREATE INDEX t_c ON t (name COLLATE \"C\")",
+                "CREATE INDEX t_c ON public.t USING btree (name COLLATE pg_catalog.\"C\")",
             ),
         ];
         for (expected, actual) in pairs {

@@ -28,6 +28,17 @@ pub enum ExpectedError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file holds a psql meta-command lull cannot honour (`\set`,
+    /// `\i`, `\connect`; `\restrict` lines are ignored).
+    #[error("{file}:{line}: {message}")]
+    MetaCommand {
+        /// The file (or label) the text came from.
+        file: String,
+        /// 1-based line of the meta-command.
+        line: usize,
+        /// What it is and what to do.
+        message: String,
+    },
     /// A migration directory could not be read.
     #[error("cannot read migrations in {path}: {message}")]
     Migrations {
@@ -62,51 +73,62 @@ pub struct ExpectedSet {
 
 impl ExpectedSet {
     /// Reads `text` (from `source`, used in messages) and applies its
-    /// index statements to the set, in order.
-    pub fn add_sql(&mut self, text: &str, source: &str) {
-        self.add_sql_at(text, source, 0);
+    /// index statements to the set, in order. A psql meta-command other
+    /// than `\restrict` / `\unrestrict` is an error naming its line.
+    pub fn add_sql(&mut self, text: &str, source: &str) -> Result<(), ExpectedError> {
+        self.add_sql_at(text, source, 0)
     }
 
     /// Like [`ExpectedSet::add_sql`] for text that starts `line_offset`
     /// lines into its file (one section of a dbmate file, say).
-    pub fn add_sql_at(&mut self, text: &str, source: &str, line_offset: usize) {
-        // psql meta-commands (`\restrict` in recent pg_dump output, `\connect`)
-        // are not SQL; blank them and keep line numbers.
-        let text: String = text
-            .split_inclusive('\n')
-            .map(|l| {
-                if l.trim_start().starts_with('\\') {
-                    "\n"
-                } else {
-                    l
-                }
-            })
-            .collect();
-        let statements = match pg_query::split_with_scanner(&text) {
+    pub fn add_sql_at(
+        &mut self,
+        text: &str,
+        source: &str,
+        line_offset: usize,
+    ) -> Result<(), ExpectedError> {
+        let text = lull_analyzer::meta::blank_meta_commands(text).map_err(|e| {
+            ExpectedError::MetaCommand {
+                file: source.to_string(),
+                line: e.line + line_offset,
+                message: e.message,
+            }
+        })?;
+        let text: &str = &text;
+        let statements = match pg_query::split_with_scanner(text) {
             Ok(s) => s,
             Err(e) => {
                 self.warnings.push(format!("{source}: {e}"));
-                return;
+                return Ok(());
             }
         };
+        // Lines are counted incrementally: statements come in order.
+        let mut counted = (0usize, 1usize);
         for stmt in statements {
-            // The scanner hands out slices of `text`; their address gives the
-            // position, and leading blank lines and comments are skipped.
+            // The scanner hands out slices of `text`, each with the blank
+            // lines and comments before it; their address gives the
+            // position of the statement's first word.
             let offset = stmt.as_ptr() as usize - text.as_ptr() as usize;
-            let lead = stmt.len() - stmt.trim_start().len();
-            let at = format!("{source}:{}", line_of(&text, offset + lead) + line_offset);
-            self.apply(stmt, &at);
+            let body = skip_comments(stmt);
+            let start = offset + (stmt.len() - body.len());
+            counted.1 += text[counted.0..start].matches('\n').count();
+            counted.0 = start;
+            let at = format!("{source}:{}", counted.1 + line_offset);
+            self.apply(body, &at);
         }
+        Ok(())
     }
 
     fn apply(&mut self, stmt: &str, at: &str) {
-        let lower = stmt.trim_start().to_ascii_lowercase();
         // Only index statements matter; not parsing the rest keeps a big
         // dump fast and immune to syntax this parser version lacks.
-        let relevant = ["create", "drop", "alter"]
-            .iter()
-            .any(|k| lower.starts_with(k))
-            && lower.contains("index");
+        let first: String = stmt
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let relevant = matches!(first.as_str(), "create" | "drop" | "alter")
+            && stmt.to_ascii_lowercase().contains("index");
         if !relevant {
             return;
         }
@@ -172,7 +194,7 @@ impl ExpectedSet {
                 })?;
             for m in migrations {
                 if let Some(up) = &m.up {
-                    self.add_sql_at(&up.sql, &up.path.display().to_string(), up.line_offset);
+                    self.add_sql_at(&up.sql, &up.path.display().to_string(), up.line_offset)?;
                 }
             }
             return Ok(());
@@ -181,8 +203,7 @@ impl ExpectedSet {
             path: path.to_path_buf(),
             source,
         })?;
-        self.add_sql(&text, &path.display().to_string());
-        Ok(())
+        self.add_sql(&text, &path.display().to_string())
     }
 
     /// The schemas the declared indexes live in.
@@ -198,9 +219,42 @@ impl ExpectedSet {
     }
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// `stmt` from its first word: leading blanks, `-- …` lines and
+/// `/* … */` blocks (as every statement of a pg_dump, Rails structure.sql
+/// or Prisma migration has) are skipped.
+fn skip_comments(stmt: &str) -> &str {
+    let mut rest = stmt.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after
+                .find('\n')
+                .map_or("", |i| &after[i + 1..])
+                .trim_start();
+        } else if rest.starts_with("/*") {
+            let mut depth = 0usize;
+            let mut end = rest.len();
+            let b = rest.as_bytes();
+            let mut i = 0;
+            while i + 1 < b.len() {
+                if b[i] == b'/' && b[i + 1] == b'*' {
+                    depth += 1;
+                    i += 2;
+                } else if b[i] == b'*' && b[i + 1] == b'/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            rest = rest[end..].trim_start();
+        } else {
+            return rest;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,11 +267,13 @@ mod tests {
         set.add_sql(
             "CREATE INDEX a ON t (x);\nCREATE INDEX b ON t (y);\n\nDROP INDEX CONCURRENTLY IF EXISTS b;\n",
             "1.sql",
-        );
+        )
+        .unwrap();
         set.add_sql(
             "ALTER INDEX a RENAME TO a2;\ncreate index c on s.t (z);",
             "2.sql",
-        );
+        )
+        .unwrap();
         let keys: Vec<_> = set.indexes.keys().cloned().collect();
         assert_eq!(
             keys,
@@ -237,12 +293,39 @@ CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email text\n);\n\
 ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n\
 CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\unrestrict abc\n";
         let mut set = ExpectedSet::default();
-        set.add_sql(dump, "dump.sql");
+        set.add_sql(dump, "dump.sql").unwrap();
         assert!(set.warnings.is_empty(), "{:?}", set.warnings);
         assert_eq!(set.indexes.len(), 1);
         let e = &set.indexes[&("public".into(), "users_email".into())];
         assert!(e.def.unique);
         assert_eq!(e.source, "dump.sql:13");
+    }
+
+    #[test]
+    fn statements_after_comments_are_read() {
+        let text = "--\n-- Name: users_email; Type: INDEX; Schema: public; Owner: -\n--\n\n\
+CREATE INDEX users_email ON public.users USING btree (email);\n\n\
+/* a /* nested */ block */ -- and a line\nCREATE UNIQUE INDEX \"a\" ON \"public\".\"t\"(\"x\");\n\
+-- CreateIndex\nDROP INDEX users_email;\n-- CreateIndex\ncreate index b on t (y);\n";
+        let mut set = ExpectedSet::default();
+        set.add_sql(text, "s.sql").unwrap();
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        let got: Vec<(&str, &str)> = set
+            .indexes
+            .iter()
+            .map(|((_, n), e)| (n.as_str(), e.source.as_str()))
+            .collect();
+        assert_eq!(got, vec![("a", "s.sql:8"), ("b", "s.sql:12")]);
+    }
+
+    #[test]
+    fn meta_commands_other_than_restrict_are_errors_with_the_line() {
+        let mut set = ExpectedSet::default();
+        let err = set
+            .add_sql_at("CREATE INDEX a ON t (x);\n\\connect other\n", "d.sql", 10)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("d.sql:12: "), "{err}");
+        assert!(err.to_string().contains("\\connect"), "{err}");
     }
 
     #[test]
@@ -266,7 +349,8 @@ CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email));\n\\u
     #[test]
     fn bad_index_statement_is_a_warning_not_a_silent_skip() {
         let mut set = ExpectedSet::default();
-        set.add_sql("CREATE INDEX ON t (x);\nCREATE INDEX ok ON t (y);", "m.sql");
+        set.add_sql("CREATE INDEX ON t (x);\nCREATE INDEX ok ON t (y);", "m.sql")
+            .unwrap();
         assert_eq!(set.indexes.len(), 1);
         assert_eq!(set.warnings.len(), 1);
         assert!(

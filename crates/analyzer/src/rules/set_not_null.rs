@@ -35,10 +35,10 @@ Safe alternative
   Prove it first with a CHECK validated under SHARE UPDATE EXCLUSIVE
   (reads and writes continue); PostgreSQL 12+ then skips the scan:
 
-    ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;
-    ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;
+    ALTER TABLE users ADD CONSTRAINT users_email_lull_nn CHECK (email IS NOT NULL) NOT VALID;
+    ALTER TABLE users VALIDATE CONSTRAINT users_email_lull_nn;
     ALTER TABLE users ALTER COLUMN email SET NOT NULL;
-    ALTER TABLE users DROP CONSTRAINT users_email_not_null;
+    ALTER TABLE users DROP CONSTRAINT users_email_lull_nn;
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {

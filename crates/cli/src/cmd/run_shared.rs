@@ -54,6 +54,36 @@ fn parse_layout(s: &str) -> Result<Layout, String> {
     s.parse()
 }
 
+/// Replaces the `[placeholders]` of templated SQL in every up and down
+/// file (the recorded checksum stays the one of the file as written). A
+/// placeholder without a value is an error naming the file, line and
+/// column.
+fn substitute_placeholders(
+    migrations: &mut [Migration],
+    values: &std::collections::BTreeMap<String, String>,
+) -> Result<(), CliError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    for m in migrations {
+        for file in [m.up.as_mut(), m.down.as_mut()].into_iter().flatten() {
+            match lull_analyzer::placeholders::substitute(&file.sql, values) {
+                Ok(s) => file.sql = s.sql,
+                Err(e) => return Err(CliError::new(format!(
+                    "{}:{}:{}: {e}",
+                    file.path.display(),
+                    e.line + file.line_offset,
+                    e.column
+                ))
+                .hint(
+                    "add the value under [placeholders] in lull.toml (or [env.NAME.placeholders])",
+                )),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Flags of the commands that change the database.
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct RunArgs {
@@ -114,6 +144,8 @@ impl Setup {
                 None => err,
             }
         })?;
+        let mut migrations = migrations;
+        substitute_placeholders(&mut migrations, config.placeholders())?;
         Ok(Setup {
             config,
             migrations,

@@ -321,6 +321,7 @@ pub(crate) fn config_options(
     let runner = runner_choice(config, runner).map_or(Runner::Lull, |(r, _)| r);
     let mut opts = LintOptions {
         runner,
+        placeholders: config.placeholders().clone(),
         ..LintOptions::default()
     };
     let mut levels = BTreeMap::new();
