@@ -137,6 +137,8 @@ section! {
         pub lint: LintSection,
         /// Index build guards and window.
         pub indexes: IndexesSection,
+        /// Batched backfills: batch sizing and the signals that hold them.
+        pub backfill: BackfillSection,
         /// `[placeholders]`: values substituted into templated SQL
         /// (`{{ .Name }}`, `{{ index .Options "Name" }}`, `${name}`,
         /// `:'name'`) before lint, plan and migrate read it. An
@@ -290,6 +292,95 @@ section! {
     }
 }
 
+section! {
+    /// `[backfill]`: how batched UPDATE/DELETE backfills size their batches
+    /// and when they hold between batches.
+    pub struct BackfillSection {
+        /// Rows in the first batch (default 1000).
+        pub batch_size: Option<u64>,
+        /// Smallest batch (default 10).
+        pub min_batch_size: Option<u64>,
+        /// Largest batch (default 50000).
+        pub max_batch_size: Option<u64>,
+        /// Batch duration to aim at (default 150ms).
+        pub target_batch_time: Option<Duration>,
+        /// Sleep after every batch (default 0).
+        pub pause_between: Option<Duration>,
+        /// statement_timeout of one batch; a batch hitting it is split in
+        /// half and retried (default 30s).
+        pub batch_timeout: Option<Duration>,
+        /// lock_timeout of one batch (default 2s); lock failures retry with
+        /// `[policy.dml]`'s backoff.
+        pub lock_timeout: Option<Duration>,
+        /// Hold while a standby's replay lags more than this (default 10s;
+        /// "0" turns the signal off).
+        pub max_replication_lag: Option<Duration>,
+        /// Hold while autovacuum works on the table (default true).
+        pub hold_on_autovacuum: Option<bool>,
+        /// Hold while more sessions of the database than this run a
+        /// statement (default: not checked).
+        pub max_active_sessions: Option<u32>,
+        /// SQL returning one boolean; true (or an error, or NULL) holds.
+        pub probe: Option<String>,
+        /// How often a held backfill checks again (default 1s).
+        pub hold_check_interval: Option<Duration>,
+    }
+}
+
+/// `[backfill]` resolved: defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillPolicy {
+    pub batch_size: u64,
+    pub min_batch_size: u64,
+    pub max_batch_size: u64,
+    pub target_batch_time: Duration,
+    pub pause_between: Duration,
+    pub batch_timeout: Duration,
+    pub lock_timeout: Duration,
+    /// `None` when turned off with "0".
+    pub max_replication_lag: Option<Duration>,
+    pub hold_on_autovacuum: bool,
+    pub max_active_sessions: Option<u32>,
+    pub probe: Option<String>,
+    pub hold_check_interval: Duration,
+}
+
+impl Default for BackfillPolicy {
+    fn default() -> Self {
+        BackfillPolicy::from_section(&BackfillSection::default())
+    }
+}
+
+impl BackfillPolicy {
+    /// The section with defaults filled in; sizes are kept ordered
+    /// (min ≤ first ≤ max) and at least 1.
+    pub fn from_section(s: &BackfillSection) -> BackfillPolicy {
+        let min = s.min_batch_size.unwrap_or(10).max(1);
+        let max = s.max_batch_size.unwrap_or(50_000).max(min);
+        BackfillPolicy {
+            batch_size: s.batch_size.unwrap_or(1000).clamp(min, max),
+            min_batch_size: min,
+            max_batch_size: max,
+            target_batch_time: s.target_batch_time.unwrap_or(Duration::from_millis(150)),
+            pause_between: s.pause_between.unwrap_or_default(),
+            batch_timeout: s.batch_timeout.unwrap_or(Duration::from_secs(30)),
+            lock_timeout: s.lock_timeout.unwrap_or(Duration::from_secs(2)),
+            max_replication_lag: match s.max_replication_lag {
+                Some(d) if d.as_millis() == 0 => None,
+                Some(d) => Some(d),
+                None => Some(Duration::from_secs(10)),
+            },
+            hold_on_autovacuum: s.hold_on_autovacuum.unwrap_or(true),
+            max_active_sessions: s.max_active_sessions,
+            probe: s.probe.clone().filter(|p| !p.trim().is_empty()),
+            hold_check_interval: s
+                .hold_check_interval
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// The named environments of a file. The base layer is checked on its own
 /// (see `Config::parse`): serde's `flatten` and `deny_unknown_fields` do
 /// not combine.
@@ -436,6 +527,11 @@ impl Config {
     /// The `[placeholders]` values (with the environment's applied).
     pub fn placeholders(&self) -> &BTreeMap<String, String> {
         &self.settings.placeholders.0
+    }
+
+    /// The backfill settings with defaults filled in.
+    pub fn backfill(&self) -> BackfillPolicy {
+        BackfillPolicy::from_section(&self.settings.backfill)
     }
 
     /// The schema lull keeps its own tables in.
@@ -784,6 +880,23 @@ terminate_idle_in_transaction_after = "30s"
             err.contains("`qa`") && err.contains("prod, staging"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn backfill_section_has_defaults_and_env_overrides() {
+        let text = "[backfill]\nbatch_size = 500\n\n[env.prod.backfill]\nmax_replication_lag = \"0\"\nprobe = \"SELECT false\"\n";
+        let base = parse(text, None).unwrap().backfill();
+        assert_eq!(base.batch_size, 500);
+        assert_eq!(base.max_replication_lag, Some(Duration::from_secs(10)));
+        assert_eq!(base.target_batch_time, Duration::from_millis(150));
+        let prod = parse(text, Some("prod")).unwrap().backfill();
+        assert_eq!(prod.batch_size, 500);
+        assert_eq!(prod.max_replication_lag, None);
+        assert_eq!(prod.probe.as_deref(), Some("SELECT false"));
+        let err = parse("[backfill]\nbatch_sise = 5\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_size"), "{err}");
     }
 
     #[test]

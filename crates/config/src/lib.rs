@@ -13,7 +13,7 @@ mod redact;
 
 pub use duration::Duration;
 pub use file::{
-    find_config, Acquisition, BlockersPolicy, BlockersSection, Config, ConfigError, DdlPolicy,
+    find_config, Acquisition, BackfillPolicy, BackfillSection, BlockersPolicy, BlockersSection, Config, ConfigError, DdlPolicy,
     DmlPolicy, IndexPolicy, IndexesSection, LintSection, Policies, RunnerKind, Settings,
     CONFIG_FILE_NAME,
 };
