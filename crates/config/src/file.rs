@@ -330,18 +330,29 @@ section! {
 /// `[backfill]` resolved: defaults filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackfillPolicy {
+    /// Rows in the first batch.
     pub batch_size: u64,
+    /// Smallest batch the adaptive sizing goes down to.
     pub min_batch_size: u64,
+    /// Largest batch the adaptive sizing grows to.
     pub max_batch_size: u64,
+    /// Batch duration the sizing aims at.
     pub target_batch_time: Duration,
+    /// Sleep after every batch.
     pub pause_between: Duration,
+    /// statement_timeout of one batch.
     pub batch_timeout: Duration,
+    /// lock_timeout of one batch.
     pub lock_timeout: Duration,
-    /// `None` when turned off with "0".
+    /// Replay lag that holds the backfill; `None` when turned off with "0".
     pub max_replication_lag: Option<Duration>,
+    /// Hold while autovacuum works on the table.
     pub hold_on_autovacuum: bool,
+    /// Active sessions that hold the backfill; `None`: not checked.
     pub max_active_sessions: Option<u32>,
+    /// User SQL probe: true, NULL or an error holds.
     pub probe: Option<String>,
+    /// How often a held backfill checks again.
     pub hold_check_interval: Duration,
 }
 

@@ -13,8 +13,8 @@ mod redact;
 
 pub use duration::Duration;
 pub use file::{
-    find_config, Acquisition, BackfillPolicy, BackfillSection, BlockersPolicy, BlockersSection, Config, ConfigError, DdlPolicy,
-    DmlPolicy, IndexPolicy, IndexesSection, LintSection, Policies, RunnerKind, Settings,
-    CONFIG_FILE_NAME,
+    find_config, Acquisition, BackfillPolicy, BackfillSection, BlockersPolicy, BlockersSection,
+    Config, ConfigError, DdlPolicy, DmlPolicy, IndexPolicy, IndexesSection, LintSection, Policies,
+    RunnerKind, Settings, CONFIG_FILE_NAME,
 };
 pub use redact::redact_url;
