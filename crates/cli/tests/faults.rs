@@ -413,3 +413,150 @@ fn json_elapsed_includes_the_runner_lock_wait() {
     assert!(elapsed >= lock_wait, "{done}");
     assert_eq!(p.counter(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Defect 5: a file's own timeouts never silently override the policy.
+
+/// `SET lock_timeout = 0` and `SET statement_timeout = 0` in a file are
+/// not run: the step runs under lull's policy (the values it sees are the
+/// policy's), `lull plan` lists both SETs as not run, `lull migrate` warns,
+/// and `lull lint` says so too.
+#[test]
+fn file_timeouts_do_not_override_the_policy() {
+    let p = Project::new();
+    p.write(
+        "001_probe.sql",
+        "SET lock_timeout = 0;\nSET statement_timeout = 0;\n\
+         create table probe as select current_setting('lock_timeout') as lt, \
+         current_setting('statement_timeout') as st;\n\
+         update counter set n = n + 1;\n",
+    );
+    let plan = p.run(&["plan"]);
+    let msg = text(&plan);
+    assert!(plan.status.success(), "{msg}");
+    assert!(msg.contains("line 1: SET lock_timeout = 0"), "{msg}");
+    assert!(msg.contains("line 2: SET statement_timeout = 0"), "{msg}");
+    assert!(msg.contains("not run: lull sets lock_timeout"), "{msg}");
+    let json = p.run(&["plan", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let overridden = &v["migrations"][0]["overridden"];
+    assert_eq!(overridden.as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(overridden[0]["setting"], "lock_timeout");
+    let steps = v["migrations"][0]["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .flat_map(|s| s["statements"].as_array().unwrap())
+            .all(|s| !s["sql"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .starts_with("set ")),
+        "{v}"
+    );
+    let lint = p.run(&["lint", "--runner", "lull"]);
+    assert!(
+        text(&lint).contains("`lull migrate` does not run it"),
+        "{}",
+        text(&lint)
+    );
+
+    let out = p.run(&["migrate"]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("warning:") && msg.contains("`SET lock_timeout = 0` is not run"),
+        "{msg}"
+    );
+    let row = p
+        .client()
+        .query_one("SELECT lt, st FROM probe", &[])
+        .unwrap();
+    let (lt, st): (String, String) = (row.get(0), row.get(1));
+    assert_ne!(lt, "0", "the file's lock_timeout won");
+    assert_ne!(st, "0", "the file's statement_timeout won");
+    assert_eq!(st, "2min", "the ddl policy's statement_timeout");
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: BEGIN ... ROLLBACK in a file.
+
+/// A block that ends with ROLLBACK is refused before anything runs (it
+/// would otherwise commit, or be recorded applied with its work thrown
+/// away); nothing is created, and `plan` says the same. Fixed, it applies.
+#[test]
+fn rollback_in_a_file_is_refused_before_anything_runs() {
+    let p = Project::new();
+    p.write("001_bump.sql", "update counter set n = n + 1;\n");
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let path = p.write(
+        "002_try.sql",
+        "BEGIN;\nupdate counter set n = n + 10;\nROLLBACK;\n",
+    );
+    let out = p.run(&["migrate"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{msg}");
+    assert!(msg.contains("`ROLLBACK` at"), "{msg}");
+    assert!(msg.contains("002_try.sql:3"), "{msg}");
+    assert!(msg.contains("remove the ROLLBACK"), "{msg}");
+    assert_eq!(p.counter(), 1);
+    assert_eq!(p.statuses(), [("001".into(), "applied".into())]);
+    let plan = p.run(&["plan", "--all"]);
+    assert_eq!(plan.status.code(), Some(3), "{}", text(&plan));
+    assert!(text(&plan).contains("`ROLLBACK` at"), "{}", text(&plan));
+
+    std::fs::write(&path, "BEGIN;\nupdate counter set n = n + 10;\nCOMMIT;\n").unwrap();
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 11);
+    p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: out-of-order versions.
+
+/// A pending 015 while 040 is applied is refused with both names and the
+/// way out; `--allow-out-of-order` applies it once, with a warning.
+#[test]
+fn out_of_order_migration_is_refused_unless_allowed() {
+    let p = Project::new();
+    p.write("010_a.sql", "update counter set n = n + 1;\n");
+    p.write("040_b.sql", "update counter set n = n + 10;\n");
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    p.write("015_late.sql", "update counter set n = n + 100;\n");
+
+    let out = p.run(&["migrate"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{msg}");
+    assert!(msg.contains("015_late"), "{msg}");
+    assert!(
+        msg.contains("before 040_b, which is already applied"),
+        "{msg}"
+    );
+    assert!(msg.contains("--allow-out-of-order"), "{msg}");
+    assert_eq!(p.counter(), 11);
+    let status = p.run(&["status"]);
+    assert!(text(&status).contains("pending"), "{}", text(&status));
+
+    let help = p.run(&["migrate", "--help"]);
+    assert!(
+        text(&help).contains("--allow-out-of-order"),
+        "{}",
+        text(&help)
+    );
+
+    let out = p.run(&["migrate", "--allow-out-of-order"]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("warning:") && msg.contains("applying 015_late out of order"),
+        "{msg}"
+    );
+    assert_eq!(p.counter(), 111);
+    p.assert_settled();
+    assert_eq!(p.counter(), 111);
+}

@@ -12,11 +12,25 @@
 //! rewritten: whoever wrote it asked for those statements to commit
 //! together.
 //!
+//! Two things a file may write are not run as written, and the plan says
+//! so (they are refusals or notes, never silent):
+//!
+//! - `SET` / `RESET` of `lock_timeout` or `statement_timeout` (and `RESET
+//!   ALL`): lull's policy sets both for every step and try (the short
+//!   lock_timeout tried only in a gap is the point of running with lull),
+//!   so a file's own setting is not run; it is listed in
+//!   [`MigrationPlan::overridden`], `lull plan` prints it and `lull
+//!   migrate` warns. Naive mode runs the file as written, setting included.
+//! - `ROLLBACK` (or `ABORT`): it would discard the statements before it
+//!   while the migration is recorded as applied, so the file is refused
+//!   before anything runs. `ROLLBACK TO SAVEPOINT` is left alone.
+//!
 //! The plan depends only on the files and the options, never on the live
 //! database, so an interrupted run resumes against the same steps.
 
+use lull_analyzer::pg_ast::{TransactionStmtKind, VariableSetKind};
 use lull_analyzer::{
-    parse, safe_form, Class, IndexFacts, LockMode, NewRelations, RelLock, Statement,
+    parse, safe_form, Class, IndexFacts, LockMode, NewRelations, NodeEnum, RelLock, Statement,
 };
 use lull_migrations::{Migration, SqlFile};
 use std::collections::BTreeSet;
@@ -228,6 +242,45 @@ pub struct MigrationPlan {
     pub mode: Mode,
     /// The steps.
     pub steps: Vec<Step>,
+    /// Statements of the file that are not run because lull's policy
+    /// governs what they set (see the module docs).
+    pub overridden: Vec<Overridden>,
+}
+
+/// A statement of the file that lull does not run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overridden {
+    /// The statement as written.
+    pub sql: String,
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The setting it changes (`lock_timeout`, `statement_timeout`, or
+    /// `all` for `RESET ALL`).
+    pub setting: String,
+    /// What runs instead.
+    pub note: String,
+}
+
+/// The settings every safe step gets from lull's policy.
+const POLICY_SETTINGS: [&str; 2] = ["lock_timeout", "statement_timeout"];
+
+/// The setting a `SET` / `RESET` changes, when it is one lull's policy
+/// sets (`all` for `RESET ALL`).
+fn policy_setting(s: &Statement) -> Option<String> {
+    let NodeEnum::VariableSetStmt(v) = s.ast() else {
+        return None;
+    };
+    if VariableSetKind::try_from(v.kind) == Ok(VariableSetKind::VarResetAll) {
+        return Some("all".into());
+    }
+    let name = v.name.to_ascii_lowercase();
+    POLICY_SETTINGS.contains(&name.as_str()).then_some(name)
+}
+
+/// Whether the statement is `ROLLBACK` / `ABORT` (not `ROLLBACK TO`).
+fn is_rollback(s: &Statement) -> bool {
+    matches!(s.ast(), NodeEnum::TransactionStmt(t)
+        if TransactionStmtKind::try_from(t.kind) == Ok(TransactionStmtKind::TransStmtRollback))
 }
 
 impl MigrationPlan {
@@ -283,9 +336,50 @@ pub fn plan_migration_with_names(
         column: e.column,
         message: e.message.clone(),
     })?;
+    if let Some(s) = parsed.iter().find(|s| is_rollback(s)) {
+        return Err(EngineError::Other {
+            message: format!(
+                "migration {}: `{}` at {}:{} would discard the statements before it, yet the \
+                 migration would be recorded as applied; lull does not run such a file",
+                m.label(),
+                s.text,
+                file.path.display(),
+                s.span.line + file.line_offset
+            ),
+            hint: Some(
+                "remove the ROLLBACK (use COMMIT to end the block); to try a change without keeping \
+                 it, run it outside the migrations"
+                    .into(),
+            ),
+            kind: crate::error::ErrorKind::Refused,
+        });
+    }
+    let mut overridden = Vec::new();
     let steps = match opts.mode {
         Mode::Naive => naive_steps(m, file, &parsed),
-        Mode::Safe => safe_steps(m, file, &parsed, opts.rewrites, names)?,
+        Mode::Safe => {
+            let (kept, dropped): (Vec<Statement>, Vec<Statement>) = parsed
+                .into_iter()
+                .partition(|s| policy_setting(s).is_none());
+            for s in dropped {
+                let setting = policy_setting(&s).unwrap_or_default();
+                overridden.push(Overridden {
+                    line: s.span.line + file.line_offset,
+                    note: format!(
+                        "not run: lull sets {} for every step from its policy \
+                         ([policy.ddl], [policy.dml], [policy.index] in lull.toml)",
+                        if setting == "all" {
+                            "lock_timeout and statement_timeout".to_string()
+                        } else {
+                            setting.clone()
+                        }
+                    ),
+                    sql: s.text,
+                    setting,
+                });
+            }
+            safe_steps(m, file, &kept, opts.rewrites, names)?
+        }
     };
     Ok(MigrationPlan {
         version: m.version.clone(),
@@ -294,6 +388,7 @@ pub fn plan_migration_with_names(
         direction,
         mode: opts.mode,
         steps,
+        overridden,
     })
 }
 
@@ -594,5 +689,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plain.risk(), Risk::High);
+    }
+
+    #[test]
+    fn policy_settings_are_listed_not_run_and_rollback_is_refused() {
+        let plan = plan_migration(
+            &migration(
+                "SET LOCAL lock_timeout TO '5s';\nRESET ALL;\nSET work_mem = '64MB';\n\
+                 BEGIN;\nSAVEPOINT a;\nALTER TABLE t ADD COLUMN b int;\nROLLBACK TO SAVEPOINT a;\nCOMMIT;",
+            ),
+            Direction::Up,
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        let settings: Vec<(&str, usize)> = plan
+            .overridden
+            .iter()
+            .map(|o| (o.setting.as_str(), o.line))
+            .collect();
+        assert_eq!(settings, [("lock_timeout", 1), ("all", 2)]);
+        let sql: Vec<String> = plan.steps.iter().map(|s| s.sql()).collect();
+        assert!(sql[0].starts_with("SET work_mem"), "{sql:?}");
+        assert!(
+            sql.iter().any(|s| s.contains("ROLLBACK TO SAVEPOINT a")),
+            "{sql:?}"
+        );
+        // As written, naive mode runs the file's settings.
+        let naive = plan_migration(
+            &migration("SET lock_timeout = 0;\nALTER TABLE t ADD COLUMN b int;"),
+            Direction::Up,
+            &PlanOptions {
+                mode: Mode::Naive,
+                rewrites: false,
+            },
+        )
+        .unwrap();
+        assert!(naive.overridden.is_empty());
+        for sql in [
+            "BEGIN; UPDATE t SET a = 1; ROLLBACK;",
+            "UPDATE t SET a = 1; ABORT;",
+        ] {
+            let err = plan_migration(&migration(sql), Direction::Up, &PlanOptions::default())
+                .unwrap_err();
+            assert!(err.to_string().contains("would discard"), "{err}");
+            assert_eq!(err.kind(), crate::error::ErrorKind::Refused);
+        }
     }
 }

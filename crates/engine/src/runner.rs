@@ -45,6 +45,9 @@ pub struct RunnerOptions {
     pub lock_wait: Duration,
     /// Accept applied migrations whose file changed.
     pub allow_changed: bool,
+    /// Apply a pending migration whose version sorts before one already
+    /// applied (with a warning) instead of refusing it.
+    pub allow_out_of_order: bool,
     /// Which other tool's history table to keep beside lull's own.
     pub history: HistoryChoice,
 }
@@ -61,6 +64,7 @@ impl RunnerOptions {
             rewrites: true,
             lock_wait: Duration::ZERO,
             allow_changed: false,
+            allow_out_of_order: false,
             history: HistoryChoice::Auto,
         }
     }
@@ -345,6 +349,91 @@ impl Runner {
         self.pending_plans(migrations, &records, tool.as_ref(), to, names)
     }
 
+    /// [`Runner::pending`], refusing out-of-order migrations unless
+    /// allowed (see [`Runner::check_order`]).
+    async fn pending_in_order(
+        &self,
+        migrations: &[Migration],
+        to: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let plans = self.pending(migrations, to).await?;
+        let work = connect(&self.opts.url, "lull").await?;
+        let records = self.state.migrations(&work).await?;
+        let tool = self.tool(&work, migrations, false).await?;
+        self.check_order(migrations, &records, tool.as_ref(), &plans)?;
+        Ok(())
+    }
+
+    /// Pending migrations whose version sorts before the newest applied
+    /// one (a branch merged late: `015` while `040` is applied). Applying
+    /// them runs them after changes their authors never saw, so they are
+    /// refused unless `allow_out_of_order` is set; then each is returned
+    /// as a warning to show. A migration that is resumed (recorded
+    /// running or failed) is not new and is not counted.
+    fn check_order(
+        &self,
+        migrations: &[Migration],
+        records: &[MigrationRecord],
+        tool: Option<&Active>,
+        plans: &[MigrationPlan],
+    ) -> Result<Vec<String>, EngineError> {
+        let newest = migrations
+            .iter()
+            .map(|m| m.version.as_str())
+            .chain(records.iter().map(|r| r.version.as_str()))
+            .filter(|v| is_applied(records, tool, v))
+            .max_by(|a, b| compare_versions(a, b));
+        let Some(newest) = newest else {
+            return Ok(Vec::new());
+        };
+        let newest_label = migrations
+            .iter()
+            .find(|m| compare_versions(&m.version, newest).is_eq())
+            .map(|m| m.label())
+            .unwrap_or_else(|| newest.to_string());
+        let late: Vec<&MigrationPlan> = plans
+            .iter()
+            .filter(|p| compare_versions(&p.version, newest).is_lt())
+            .filter(|p| {
+                !records
+                    .iter()
+                    .any(|r| compare_versions(&r.version, &p.version).is_eq())
+            })
+            .collect();
+        if late.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = late
+            .iter()
+            .map(|p| format!("{}_{}", p.version, p.name))
+            .collect();
+        if !self.opts.allow_out_of_order {
+            return Err(EngineError::Other {
+                message: format!(
+                    "pending migration{} {} sort{} before {newest_label}, which is already applied: \
+                     applied now, {} would run after changes {} author never saw",
+                    if late.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    if late.len() == 1 { "s" } else { "" },
+                    if late.len() == 1 { "it" } else { "they" },
+                    if late.len() == 1 { "its" } else { "their" },
+                ),
+                hint: Some(
+                    "check that they still make sense on top of the applied ones, then run \
+                     `lull migrate --allow-out-of-order`; or give them versions after the newest applied one"
+                        .into(),
+                ),
+                kind: ErrorKind::Refused,
+            });
+        }
+        Ok(names
+            .iter()
+            .map(|n| {
+                format!("applying {n} out of order: it sorts before {newest_label}, which is already applied")
+            })
+            .collect())
+    }
+
     /// Plans the pending migrations in order; the constraint names each
     /// adds are known to the next (`names` seeds them, e.g. from the
     /// database).
@@ -467,9 +556,10 @@ impl Runner {
         migrations: &[Migration],
         to: Option<&str>,
     ) -> Result<RunSummary, EngineError> {
-        // Read-only first: a file that does not parse (or a changed applied
-        // file) stops the run before lull creates or locks anything.
-        self.pending(migrations, to).await?;
+        // Read-only first: a file that does not parse, a changed applied
+        // file or an out-of-order one stops the run before lull creates or
+        // locks anything.
+        self.pending_in_order(migrations, to).await?;
         let session = self.session(true).await?;
         let result = self.migrate_in(&session, migrations, to).await;
         session.release().await;
@@ -497,11 +587,18 @@ impl Runner {
             constraint_names(&session.work).await?
         };
         let plans = self.pending_plans(migrations, &records, tool.as_ref(), to, names)?;
+        let late = self.check_order(migrations, &records, tool.as_ref(), &plans)?;
         if let Some(t) = &tool {
             Self::refuse_tool_failures(t, &records, &plans)?;
             self.sync_tool(session, t, migrations, &records).await?;
         }
         let mut summary = RunSummary::default();
+        for message in late {
+            (self.events)(&Event::Warning {
+                message: message.clone(),
+            });
+            summary.warnings.push(message);
+        }
         for plan in &plans {
             let record = records
                 .iter()
@@ -1007,6 +1104,19 @@ impl Runner {
             steps: plan.steps.len(),
             resumed_after: done,
         });
+        for o in &plan.overridden {
+            let message = format!(
+                "migration {} line {}: `{}` is {}",
+                plan.version,
+                o.line,
+                crate::error::excerpt(&o.sql, 80),
+                o.note
+            );
+            (self.events)(&Event::Warning {
+                message: message.clone(),
+            });
+            summary.warnings.push(message);
+        }
         let mut finished = false;
         let total = plan.steps.len();
         for step in &plan.steps {

@@ -3,7 +3,7 @@
 use pg_query::NodeEnum;
 
 use super::{Category, Rule};
-use crate::lint::{FileCtx, Hit, Severity};
+use crate::lint::{FileCtx, Hit, Runner, Severity};
 
 pub(crate) static RULE: Rule = Rule {
     id: "timeout-disabled",
@@ -35,8 +35,9 @@ Safe alternative
     SET lock_timeout = '2s';
     SET statement_timeout = '30min';  -- for a long, non-blocking build
 
-  (`lull migrate` sets both per step from its policy; a file that
-  disables them overrides that policy.)
+  `lull migrate` does not run a file's SET of either setting: its policy
+  sets both for every step, and `lull plan` lists the SET as not run. The
+  finding still matters for any other runner that applies the file.
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
@@ -49,11 +50,16 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             continue;
         }
         if s.args.len() == 1 && is_zero(&s.args[0]) {
+            let lull = if ctx.runner == Runner::Lull {
+                " (`lull migrate` does not run it: its policy sets the timeout per step; other runners do)"
+            } else {
+                ""
+            };
             hits.push(
                 Hit::new(
                     i,
                     format!(
-                        "`{}` = 0 removes the bound: a blocked or runaway statement waits forever",
+                        "`{}` = 0 removes the bound: a blocked or runaway statement waits forever{lull}",
                         s.name
                     ),
                 )

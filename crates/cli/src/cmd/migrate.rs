@@ -35,7 +35,13 @@ use crate::error::{CliError, CliResult};
 /// Exit codes: 0 applied (or nothing to do); 1 a step failed, the state
 /// recorded matches the database and a re-run resumes; 2 bad usage,
 /// configuration, SQL that does not parse (nothing ran) or no connection;
-/// 3 refused: another runner holds the lock, or an applied file changed.
+/// 3 refused: another runner holds the lock, an applied file changed, a
+/// pending file sorts before an applied one (see --allow-out-of-order), or
+/// a file ends its block with ROLLBACK.
+///
+/// A file's own `SET lock_timeout` / `SET statement_timeout` is not run:
+/// lull's policy sets both for every step (`lull plan` lists such
+/// statements, `lull migrate` warns about them).
 ///
 /// Examples:
 ///   lull migrate --database-url postgres://app@db/app
@@ -54,6 +60,14 @@ pub struct Args {
     #[arg(long, value_name = "VERSION")]
     to: Option<String>,
 
+    /// Apply pending migrations whose version sorts before one that is
+    /// already applied (a branch merged late: 015 while 040 is applied).
+    /// Without it such a migration is refused (exit 3) before anything
+    /// runs, because it would run after changes its author never saw; with
+    /// it, each one is applied with a warning.
+    #[arg(long)]
+    allow_out_of_order: bool,
+
     /// Output: human lines on stderr, or JSON events (one per line) on
     /// stdout.
     #[arg(long, value_enum, default_value_t)]
@@ -63,7 +77,8 @@ pub struct Args {
 /// Runs `lull migrate`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let setup = Setup::load(global, &args.dir)?;
-    let opts = setup.options(global, &args.run)?;
+    let mut opts = setup.options(global, &args.run)?;
+    opts.allow_out_of_order = args.allow_out_of_order;
     let runner = Runner::new(opts).with_events(event_sink(args.format, args.run.verbose));
     let result = runtime()?.block_on(runner.migrate(&setup.migrations, args.to.as_deref()));
     match result {

@@ -184,6 +184,14 @@ fn print_plan(plan: &MigrationPlan, policies: &Policies) {
     if plan.steps.is_empty() {
         println!("  (no statements)");
     }
+    for o in &plan.overridden {
+        println!(
+            "  line {}: {}    {}",
+            o.line,
+            lull_engine::excerpt(&o.sql, 80),
+            o.note
+        );
+    }
     for step in &plan.steps {
         println!(
             "  step {}  {}  [{}]  risk {}",
