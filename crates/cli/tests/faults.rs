@@ -392,9 +392,12 @@ fn json_elapsed_includes_the_runner_lock_wait() {
         .batch_execute(&format!("SELECT pg_advisory_lock({RUNNER_LOCK_KEY})"))
         .unwrap();
     let run = p.spawn(&["migrate", "--lock-wait", "60s", "--format", "json"]);
+    // Between its tries the waiting run's last query is the look-up of the
+    // holder in pg_locks, so either query shows it is polling.
     p.wait_until(
         "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'lull' \
-           AND datname = current_database() AND query LIKE '%pg_try_advisory_lock%')",
+           AND datname = current_database() \
+           AND (query LIKE '%pg_try_advisory_lock%' OR query LIKE '%FROM pg_locks l%'))",
         Duration::from_secs(60),
     );
     thread::sleep(Duration::from_millis(1500));
@@ -559,4 +562,122 @@ fn out_of_order_migration_is_refused_unless_allowed() {
     assert_eq!(p.counter(), 111);
     p.assert_settled();
     assert_eq!(p.counter(), 111);
+}
+
+// ---------------------------------------------------------------------------
+// Defect 3: overlapping index builders.
+
+/// True once a build of `index` (in this database) waits for an open
+/// snapshot.
+fn build_waiting(index: &str) -> String {
+    format!(
+        "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index \
+         WHERE phase = 'waiting for old snapshots' AND datname = current_database() \
+           AND index_relid = to_regclass('{index}'))"
+    )
+}
+
+/// `(name, valid)` of every index on table `t`.
+fn indexes_of_t(p: &Project) -> Vec<(String, bool)> {
+    p.client()
+        .query(
+            "SELECT c.relname::text, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = 't'::regclass ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// An open REPEATABLE READ snapshot on `t`: a CONCURRENTLY build started
+/// after it waits in "waiting for old snapshots" until it is released.
+fn hold_snapshot(p: &Project) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    hold(
+        p.db.url(),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t",
+    )
+}
+
+/// Two `lull indexes build` of the same pending index at once: the second
+/// sees the first one's build (INVALID while it runs) is alive, says it
+/// waits, and once the first is done finds the index valid instead of
+/// dropping and rebuilding it. Both succeed, one valid index, empty queue.
+#[test]
+fn two_index_builders_coordinate() {
+    let p = Project::new();
+    p.sql("create table t (a int); insert into t select generate_series(1, 1000)");
+    let out = p.run(&["indexes", "add", "CREATE INDEX t_a ON t (a)"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (release, handle) = hold_snapshot(&p);
+    let first = p.spawn(&["indexes", "build", "--ignore-window"]);
+    p.wait_until(&build_waiting("t_a"), Duration::from_secs(60));
+    let second = p.spawn(&["indexes", "build", "--ignore-window"]);
+    // The second builder polls for the first one's builder lock.
+    p.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+           AND application_name LIKE 'lull%' AND query LIKE '%pg_try_advisory_lock(hashtextextended(''lull index build%')",
+        Duration::from_secs(60),
+    );
+    // The first build is still there, untouched by the second.
+    assert!(p.scalar_i64(&format!("SELECT ({})::int::bigint", build_waiting("t_a"))) == 1);
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(second.status.success(), "{}", text(&second));
+    let waited = format!("{}{}", text(&first), text(&second));
+    assert!(
+        waited.contains("is building this index; waiting for it to end"),
+        "{waited}"
+    );
+    assert!(!waited.contains("dropped the INVALID"), "{waited}");
+    assert_eq!(indexes_of_t(&p), [("t_a".to_string(), true)]);
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM lull.pending_indexes"),
+        0,
+        "{waited}"
+    );
+}
+
+/// A build of the same index by another session (by hand, another tool)
+/// is running when `lull migrate` reaches its index step: lull does not
+/// drop it as a dead INVALID leftover; it waits, finds it valid, and
+/// records the step done. The other session's build succeeds.
+#[test]
+fn migrate_waits_for_a_foreign_build_instead_of_dropping_it() {
+    let p = Project::new();
+    p.sql("create table t (a int); insert into t select generate_series(1, 1000)");
+    p.write(
+        "001_index.sql",
+        "create index concurrently t_a on t (a);\nupdate counter set n = n + 1;\n",
+    );
+    let (release, handle) = hold_snapshot(&p);
+    let url = p.db.url().to_string();
+    let foreign = thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute("CREATE INDEX CONCURRENTLY t_a ON t (a)")
+    });
+    p.wait_until(&build_waiting("t_a"), Duration::from_secs(60));
+    let run = p.spawn(&["migrate"]);
+    p.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+           AND application_name = 'lull index progress' AND query LIKE '%pg_stat_progress_create_index%index_relid%')",
+        Duration::from_secs(60),
+    );
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    foreign
+        .join()
+        .unwrap()
+        .expect("the other session's build was not disturbed");
+    let out = run.wait_with_output().unwrap();
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("is building index"), "{msg}");
+    assert_eq!(indexes_of_t(&p), [("t_a".to_string(), true)]);
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
 }

@@ -711,6 +711,13 @@ impl Executor<'_> {
             IndexEvent::DroppedInvalid { index } => events(&Event::InvalidIndexDropped {
                 index: index.clone(),
             }),
+            IndexEvent::WaitingForBuilder { index, pid } => events(&Event::Warning {
+                message: format!(
+                    "migration {version} step {step}: another session{} is building index {index}; \
+                     waiting for it to end",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                ),
+            }),
             IndexEvent::Retry {
                 attempt,
                 error,

@@ -11,6 +11,24 @@
 //! from outside (`pg_cancel_backend` on the build's backend); the build's
 //! pid is also in [`IndexEvent::Started`] for callers that cancel it
 //! themselves.
+//!
+//! # Several builders of one index
+//!
+//! `migrate`, `indexes build`, `indexes auto` and `daemon` (and a killed
+//! run's orphan still on the server) may build the same index at once. An
+//! index being built CONCURRENTLY is INVALID until it is done, so "INVALID
+//! means a dead leftover" is only true when no backend is building it:
+//!
+//! - lull's builders take a session-level advisory lock per index (schema
+//!   and name) on the build connection with `pg_try_advisory_lock`, polled
+//!   so that no waiting transaction holds a snapshot the running build has
+//!   to wait for. The second builder says it waits ([`IndexEvent::
+//!   WaitingForBuilder`]); once it has the lock it finds the index valid
+//!   and is done, or finds a dead leftover and builds. A killed run's
+//!   orphan holds the lock until the server ends it.
+//! - An INVALID index is dropped only when `pg_stat_progress_create_index`
+//!   shows no backend building it (`index_relid`), so a build by another
+//!   tool or by hand is waited for, not destroyed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -135,6 +153,15 @@ pub enum IndexEvent {
     DroppedInvalid {
         /// The quoted index name.
         index: String,
+    },
+    /// Another backend is building this index (another lull run holding
+    /// its builder lock, or a build by another tool); this build waits for
+    /// it to end before deciding anything.
+    WaitingForBuilder {
+        /// The quoted index name.
+        index: String,
+        /// The other build's backend, when known.
+        pid: Option<i32>,
     },
     /// A try failed with a retryable error; the next one starts after
     /// `sleep`.
@@ -279,10 +306,117 @@ pub async fn index_validity(client: &Client, qualified: &str) -> Result<Option<b
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Drops the index CONCURRENTLY if it exists and is INVALID; says whether
-/// it did.
-pub async fn drop_invalid(client: &Client, qualified: &str) -> Result<bool, EngineError> {
-    if index_validity(client, qualified).await? == Some(false) {
+/// The backend building the index named `qualified` (quoted) right now,
+/// from `pg_stat_progress_create_index`, other than this session and the
+/// backends in `own`. A build's own backend is passed in `own` after its
+/// statement failed: the server sends the error before it clears the
+/// progress row, so for a moment the failed build still looks alive.
+pub async fn building_pid(
+    client: &Client,
+    qualified: &str,
+    own: &[i32],
+) -> Result<Option<i32>, EngineError> {
+    let row = client
+        .query_opt(
+            "SELECT pid FROM pg_stat_progress_create_index \
+             WHERE index_relid = to_regclass($1::text) AND pid <> pg_backend_pid() \
+               AND pid <> ALL($2) LIMIT 1",
+            &[&qualified, &own],
+        )
+        .await
+        .map_err(|e| EngineError::db("reading pg_stat_progress_create_index", e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// How often a waiting builder looks again.
+const BUILDER_POLL: Duration = Duration::from_millis(500);
+
+/// Waits while another backend builds `qualified` (see the module docs);
+/// says once that it waits. Stops waiting when `cancel` fires.
+async fn wait_for_other_build(
+    client: &Client,
+    qualified: &str,
+    own: i32,
+    cancel: &CancelToken,
+    on_event: &(dyn Fn(&IndexEvent) + Send + Sync),
+) -> Result<(), EngineError> {
+    let mut announced = false;
+    while let Some(pid) = building_pid(client, qualified, &[own]).await? {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        if !announced {
+            on_event(&IndexEvent::WaitingForBuilder {
+                index: qualified.to_string(),
+                pid: Some(pid),
+            });
+            announced = true;
+        }
+        tokio::time::sleep(BUILDER_POLL).await;
+    }
+    Ok(())
+}
+
+/// Takes the builder lock of the index on the build connection, waiting
+/// (polled, see the module docs) while another session holds it. Returns
+/// false if `cancel` fired first.
+async fn claim(
+    conn: &Client,
+    build: &IndexBuild,
+    cancel: &CancelToken,
+    on_event: &(dyn Fn(&IndexEvent) + Send + Sync),
+) -> Result<bool, EngineError> {
+    const KEY: &str = "hashtextextended('lull index build ' || coalesce($1::text, current_schema()) || '.' || $2::text, 0)";
+    let mut announced = false;
+    loop {
+        let got: bool = conn
+            .query_one(
+                &format!("SELECT pg_try_advisory_lock({KEY})"),
+                &[&build.schema, &build.name],
+            )
+            .await
+            .map_err(|e| EngineError::db("taking the index's builder lock", e))?
+            .get(0);
+        if got {
+            return Ok(true);
+        }
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        if !announced {
+            let pid: Option<i32> = conn
+                .query_opt(
+                    &format!(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                           AND ((classid::bigint << 32) | objid::bigint) = {KEY} LIMIT 1"
+                    ),
+                    &[&build.schema, &build.name],
+                )
+                .await
+                .map_err(|e| EngineError::db("looking for the other builder", e))?
+                .map(|r| r.get(0));
+            on_event(&IndexEvent::WaitingForBuilder {
+                index: build.qualified(),
+                pid,
+            });
+            announced = true;
+        }
+        tokio::time::sleep(BUILDER_POLL).await;
+    }
+}
+
+/// Drops the index CONCURRENTLY if it exists, is INVALID and no backend is
+/// building it (see the module docs; `own`: backends of this build whose
+/// statement has ended); says whether it did.
+pub async fn drop_invalid(
+    client: &Client,
+    qualified: &str,
+    own: &[i32],
+) -> Result<bool, EngineError> {
+    if index_validity(client, qualified).await? == Some(false)
+        && building_pid(client, qualified, own).await?.is_none()
+    {
         client
             .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
             .await
@@ -373,23 +507,44 @@ pub async fn build_index(
         });
     }
     let (mut conn, mut pid) = session(url, policy).await.map_err(engine)?;
+    let mut claimed = false;
     let max_tries = policy.max_tries.max(1);
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if conn.is_closed() {
+            (conn, pid) = session(url, policy).await.map_err(engine)?;
+            claimed = false;
+        }
+        if !claimed {
+            claimed = claim(&conn, build, cancel, on_event)
+                .await
+                .map_err(engine)?;
+        }
+        if claimed {
+            wait_for_other_build(&monitor, &qualified, pid, cancel, on_event)
+                .await
+                .map_err(engine)?;
+        }
         if cancel.is_cancelled() {
             return Err(cleanup(
                 &monitor,
                 &qualified,
+                pid,
                 on_event,
                 IndexBuildErrorKind::Cancelled,
             )
             .await);
         }
-        if conn.is_closed() {
-            (conn, pid) = session(url, policy).await.map_err(engine)?;
+        // Another builder may have finished it while this one waited.
+        if index_validity(&monitor, &qualified).await.map_err(engine)? == Some(true) {
+            return Ok(BuildReport {
+                tries: 0,
+                elapsed: started.elapsed(),
+                already_valid: true,
+            });
         }
-        if drop_invalid(&conn, &qualified).await.map_err(engine)? {
+        if drop_invalid(&conn, &qualified, &[]).await.map_err(engine)? {
             on_event(&IndexEvent::DroppedInvalid {
                 index: qualified.clone(),
             });
@@ -430,6 +585,7 @@ pub async fn build_index(
                     _ => Err(cleanup(
                         &monitor,
                         &qualified,
+                        pid,
                         on_event,
                         IndexBuildErrorKind::NotValid,
                     )
@@ -441,6 +597,7 @@ pub async fn build_index(
                     return Err(cleanup(
                         &monitor,
                         &qualified,
+                        pid,
                         on_event,
                         IndexBuildErrorKind::Cancelled,
                     )
@@ -464,7 +621,7 @@ pub async fn build_index(
                     code,
                     tries: attempt,
                 };
-                return Err(cleanup(&monitor, &qualified, on_event, kind).await);
+                return Err(cleanup(&monitor, &qualified, pid, on_event, kind).await);
             }
         }
     }
@@ -474,10 +631,11 @@ pub async fn build_index(
 async fn cleanup(
     monitor: &Client,
     qualified: &str,
+    own: i32,
     on_event: &(dyn Fn(&IndexEvent) + Send + Sync),
     kind: IndexBuildErrorKind,
 ) -> IndexBuildError {
-    if let Ok(true) = drop_invalid(monitor, qualified).await {
+    if let Ok(true) = drop_invalid(monitor, qualified, &[own]).await {
         on_event(&IndexEvent::DroppedInvalid {
             index: qualified.to_string(),
         });

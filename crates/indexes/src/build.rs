@@ -137,6 +137,12 @@ pub enum BuildEvent<'a> {
     },
     /// An INVALID index of that name (a leftover) was dropped.
     DroppedInvalid(&'a str),
+    /// Another backend (another lull run, or another tool) is building
+    /// this index; the build waits for it instead of dropping its work.
+    WaitingForBuilder {
+        /// The other build's backend, when known.
+        pid: Option<i32>,
+    },
     /// A guard tripped during the build; it is being cancelled.
     Cancelling(&'a Trip),
 }
@@ -246,6 +252,7 @@ impl Builder<'_> {
                         on_event(BuildEvent::Retrying { error: &error, sleep });
                     }
                     IndexEvent::DroppedInvalid { index } => on_event(BuildEvent::DroppedInvalid(&index)),
+                    IndexEvent::WaitingForBuilder { pid, .. } => on_event(BuildEvent::WaitingForBuilder { pid }),
                     // Read below with the locker's details, which this event lacks.
                     IndexEvent::Progress(_) => {}
                 },

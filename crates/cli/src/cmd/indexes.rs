@@ -701,6 +701,15 @@ pub(crate) fn print_pass_event(view: &mut ProgressView, event: PassEvent<'_>) {
             view.clear();
             println!("{name}: dropped the INVALID leftover {index}");
         }
+        PassEvent::Build(name, BuildEvent::WaitingForBuilder { pid }) => {
+            view.clear();
+            match pid {
+                Some(pid) => println!(
+                    "{name}: another session (pid {pid}) is building this index; waiting for it to end"
+                ),
+                None => println!("{name}: another session is building this index; waiting for it to end"),
+            }
+        }
         PassEvent::Build(name, BuildEvent::Cancelling(trip)) => {
             view.clear();
             println!("{name}: cancelling: {trip}");
