@@ -2,9 +2,11 @@
 //! on each relation it names, whether it rewrites or fully scans a table,
 //! and whether it may run inside a transaction block.
 //!
-//! The lock modes follow PostgreSQL 12+ (`AlterTableGetLockLevel` and
-//! friends) and every claim is checked against a real server by
-//! `tests/locks.rs`. Claims cover the relations a statement *names* (plus
+//! The lock modes follow PostgreSQL 14 to 18 (`AlterTableGetLockLevel`
+//! and friends) and every claim is checked against a real server of each
+//! of those majors by `tests/locks.rs`. Facts are derived for one target
+//! major; where a mode changed between majors the change is written down
+//! per major in [`crate::versions`], and so is SQL a major rejects. Claims cover the relations a statement *names* (plus
 //! the relations it creates and the tables its foreign keys reference).
 //! Locks PostgreSQL takes on relations found only through the catalog — a
 //! table's own indexes and TOAST table, the table of an index named in
@@ -14,12 +16,14 @@
 use std::cmp::Ordering;
 
 use pg_query::protobuf::{
-    self, AlterTableType, ConstrType, ObjectType, ReindexObjectType, TransactionStmtKind,
+    self, AlterTableType, ConstrType, GrantTargetType, ObjectType, ReindexObjectType,
+    TransactionStmtKind,
 };
 use pg_query::NodeEnum;
 use serde::Serialize;
 
 use crate::ast;
+use crate::versions::{self, Requirement, GRANT_ON_RELATION};
 
 /// Which default policy runs a statement (DESIGN.md, "Statement classes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -219,6 +223,11 @@ pub struct Facts {
     pub creates: Vec<String>,
     /// For CREATE / DROP / REINDEX INDEX.
     pub index: Option<IndexFacts>,
+    /// What in the statement needs a newer PostgreSQL than some supported
+    /// major (e.g. `MERGE` needs 15), oldest first; empty when every major
+    /// accepts it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Requirement>,
 }
 
 impl Facts {
@@ -231,7 +240,14 @@ impl Facts {
             transactional: true,
             creates: Vec::new(),
             index: None,
+            requires: Vec::new(),
         }
+    }
+
+    /// Why PostgreSQL `major` rejects this statement, if it does: the
+    /// requirement with the newest major above it.
+    pub fn rejected_on(&self, major: u32) -> Option<&Requirement> {
+        self.requires.iter().rev().find(|r| r.major > major)
     }
 
     /// The strongest lock this statement takes on any relation.
@@ -283,8 +299,14 @@ fn push_unique(list: &mut Vec<String>, item: &str) {
     }
 }
 
-/// Derives the facts of one parsed statement.
-pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
+/// Derives the facts of one parsed statement on PostgreSQL `major`.
+pub(crate) fn facts_of(node: &NodeEnum, major: u32) -> Facts {
+    let mut f = facts_on(node, major);
+    f.requires = versions::requirements(node);
+    f
+}
+
+fn facts_on(node: &NodeEnum, major: u32) -> Facts {
     use LockMode::*;
     match node {
         NodeEnum::TransactionStmt(_) => Facts::new(Class::Transaction),
@@ -464,6 +486,18 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
                 if let Some(mut parts) = s.object.as_deref().and_then(ast::name_parts) {
                     parts.pop();
                     f.lock(parts.join("."), ShareUpdateExclusive);
+                }
+            }
+            f
+        }
+        NodeEnum::GrantStmt(s) => {
+            let mut f = Facts::new(Class::Other);
+            let on_relations = s.targtype == GrantTargetType::AclTargetObject as i32
+                && (s.objtype == ObjectType::ObjectTable as i32
+                    || s.objtype == ObjectType::ObjectSequence as i32);
+            if let (true, Some(mode)) = (on_relations, GRANT_ON_RELATION.mode_on(major)) {
+                for rel in s.objects.iter().filter_map(ast::as_range_var) {
+                    f.lock(ast::rel_name(rel), mode);
                 }
             }
             f
@@ -1045,6 +1079,45 @@ mod tests {
             facts("CREATE TABLE n (id int REFERENCES t (id))").lock_on("t"),
             Some(LockMode::ShareRowExclusive)
         );
+    }
+
+    #[test]
+    fn grant_locks_follow_the_target_major() {
+        let on = |major, sql| {
+            let stmts = crate::parse_for(sql, Some(major)).unwrap();
+            stmts[0].facts.locks.clone()
+        };
+        assert!(on(17, "GRANT SELECT ON t, u TO app").is_empty());
+        assert_eq!(
+            on(18, "GRANT SELECT ON t, app.u TO app"),
+            vec![
+                RelLock {
+                    relation: "t".into(),
+                    mode: LockMode::AccessShare
+                },
+                RelLock {
+                    relation: "app.u".into(),
+                    mode: LockMode::AccessShare
+                }
+            ]
+        );
+        assert_eq!(
+            on(18, "REVOKE USAGE ON SEQUENCE s FROM app")[0].mode,
+            LockMode::AccessShare
+        );
+        // Tables found through the catalog are not named, so not claimed.
+        assert!(on(18, "GRANT SELECT ON ALL TABLES IN SCHEMA app TO app").is_empty());
+        assert!(on(18, "GRANT USAGE ON SCHEMA app TO app").is_empty());
+        // No version: the newest lull knows.
+        assert_eq!(facts("GRANT SELECT ON t TO app").locks.len(), 1);
+    }
+
+    #[test]
+    fn statements_a_major_rejects_say_so() {
+        let f = facts("MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING");
+        assert_eq!(f.rejected_on(14).map(|r| r.major), Some(15));
+        assert!(f.rejected_on(15).is_none());
+        assert!(facts("SELECT 1").rejected_on(14).is_none());
     }
 
     #[test]

@@ -38,7 +38,7 @@ use pg_query::NodeEnum;
 use serde::Serialize;
 
 use crate::lint::{effective_level, lint, LintOptions, Runner, SourceFile};
-use crate::parse::{is_comment, parse, Statement};
+use crate::parse::{is_comment, parse, parse_for, Statement};
 use crate::rules;
 use crate::safe::{safe_form, NewRelations};
 
@@ -176,7 +176,7 @@ pub fn fix(files: &[SourceFile], opts: &FixOptions) -> Vec<FileFix> {
             applied: Vec::new(),
             skipped: Vec::new(),
         };
-        let Ok(stmts) = parse(&file.sql) else {
+        let Ok(stmts) = parse_for(&file.sql, opts.lint.pg_version) else {
             out.push(result);
             continue;
         };

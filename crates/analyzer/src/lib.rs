@@ -6,7 +6,9 @@
 //! transaction block ([`parse`], [`Facts`]). On top of those facts sit the
 //! safe-by-default rewrites ([`safe_form`]), the quoting of every
 //! identifier lull generates ([`sql`]), the lint rules ([`lint`],
-//! [`rules`]) and the risk level of a migration ([`RiskLevel`]).
+//! [`rules`]) and the risk level of a migration ([`RiskLevel`]). Facts
+//! are derived for a target PostgreSQL major ([`parse_for`]); what differs
+//! between majors is in [`versions`].
 //!
 //! This crate never talks to a database, never starts an async runtime and
 //! never writes to a terminal, so it stays fast, fuzzable and usable as a
@@ -26,13 +28,14 @@ pub mod sql;
 mod stats;
 mod suppress;
 mod tool;
+pub mod versions;
 
 pub use facts::{Class, Facts, IndexFacts, LockMode, RelLock};
 pub use fix::{fix, Applied, FileFix, FixOptions, Skipped, FIXABLE_RULES};
 pub use lint::{
     lint, FileReport, Finding, Level, LintOptions, LintReport, Runner, Severity, SourceFile,
 };
-pub use parse::{parse, ParseError, Span, Statement};
+pub use parse::{parse, parse_for, ParseError, Span, Statement};
 pub use risk::{Risk, RiskLevel, HIGH_SCORE, MEDIUM_SCORE, RISK_DOC};
 pub use rules::{Category, Rule};
 pub use safe::{
@@ -41,6 +44,7 @@ pub use safe::{
 };
 pub use stats::{TableSize, TableStats};
 pub use tool::{Tool, TOOLS_DOC};
+pub use versions::{LockChange, Requirement};
 
 /// The parse tree types, re-exported so callers of [`Statement::ast`] need
 /// no direct `pg_query` dependency.

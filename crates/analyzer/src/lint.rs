@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::{parse, ParseError, Span, Statement};
+use crate::parse::{parse_for, ParseError, Span, Statement};
 use crate::risk::{self, Risk};
 use crate::rules::{self, Rule};
 use crate::safe::NewRelations;
@@ -584,22 +584,28 @@ const REWRITTEN_BY_LULL: &[&str] = &[
     "set-not-null",
 ];
 
-/// Parses every file, on all cores for more than a handful of files; the
-/// results are in the order given.
-fn parse_all(texts: &[&str]) -> Vec<Result<Vec<Statement>, ParseError>> {
+/// Parses every file for the target major, on all cores for more than a
+/// handful of files; the results are in the order given.
+fn parse_all(texts: &[&str], pg_version: Option<u32>) -> Vec<Result<Vec<Statement>, ParseError>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(texts.len() / 8)
         .max(1);
     if threads == 1 {
-        return texts.iter().map(|t| parse(t)).collect();
+        return texts.iter().map(|t| parse_for(t, pg_version)).collect();
     }
     let chunk = texts.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = texts
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|t| parse(t)).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|t| parse_for(t, pg_version))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -641,7 +647,7 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
             Err(_) => "",
         })
         .collect();
-    let parsed = parse_all(&texts);
+    let parsed = parse_all(&texts, opts.pg_version);
     let mut run = RunState::default();
     // Indexes persist: whatever file of the history creates one, and the
     // catalog, count for every foreign key.
@@ -846,6 +852,7 @@ fn suppression_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse;
 
     fn file(sql: &str) -> SourceFile {
         SourceFile {
@@ -1125,6 +1132,7 @@ mod robustness {
     //! guard that runs with every `cargo test`.)
 
     use super::*;
+    use crate::parse;
 
     const SEEDS: &[&str] = &[
         "CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, e text NOT NULL DEFAULT 'x');",

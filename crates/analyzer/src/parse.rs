@@ -89,13 +89,23 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Parses `sql` (any number of statements) with the PostgreSQL parser and
-/// derives the facts of each statement.
+/// derives the facts of each statement for the newest PostgreSQL lull
+/// knows ([`parse_for`] with no version).
 ///
 /// Empty input, or input with only comments, gives no statements. Any
 /// syntax error fails the whole input, because PostgreSQL would too.
 /// psql meta-commands are handled as [`crate::meta`] says: `\restrict`
 /// lines are ignored, any other is an error naming its line.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    parse_for(sql, None)
+}
+
+/// [`parse`] for a target PostgreSQL major (`pg_version`; `None` means
+/// the newest lull knows): lock modes that changed between majors are
+/// those of the target. SQL the target rejects still parses (lull's
+/// grammar is the newest); [`Facts::rejected_on`] says so.
+pub fn parse_for(sql: &str, pg_version: Option<u32>) -> Result<Vec<Statement>, ParseError> {
+    let major = crate::versions::target_or_newest(pg_version);
     let blanked = crate::meta::blank_meta_commands(sql)?;
     let sql: &str = &blanked;
     if let Some(nul) = sql.find('\0') {
@@ -133,7 +143,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
             line,
             column,
         };
-        let facts = facts::facts_of(&node);
+        let facts = facts::facts_of(&node, major);
         statements.push(Statement {
             text: sql[start..end].to_string(),
             span,

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lull_analyzer::{parse, safe_form, LockMode, NewRelations, Statement};
-use lull_sandbox::testing::TestDb;
+use lull_analyzer::{parse_for, safe_form, LockMode, NewRelations, Statement};
+use lull_sandbox::testing::{server_major, TestDb};
 use postgres::{Client, GenericClient};
 
 const SETUP: &str = "
@@ -40,6 +40,7 @@ const SETUP: &str = "
     CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
     CREATE TABLE p2 (id int, k int);
     CREATE TABLE n0 (id int);
+    CREATE SEQUENCE sq;
     CREATE SCHEMA IF NOT EXISTS other;
     CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
     INSERT INTO t SELECT g, g, 'x', 'y' FROM generate_series(1, 100) g;
@@ -146,6 +147,10 @@ const TRANSACTIONAL: &[Case] = &[
     case("INSERT INTO u (id, t_id) SELECT id, id FROM t WHERE false"),
     case("MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING"),
     case("GRANT SELECT ON t TO PUBLIC"),
+    case("REVOKE SELECT ON t FROM PUBLIC"),
+    case("GRANT SELECT (a) ON t TO PUBLIC"),
+    case("GRANT SELECT ON t, u TO PUBLIC"),
+    case("GRANT USAGE ON SEQUENCE sq TO PUBLIC"),
     // The partitions of a partitioned table are found in the catalog.
     Case {
         sql: "CREATE INDEX pi ON p (k)",
@@ -218,8 +223,9 @@ fn pg(e: &postgres::Error) -> String {
         .map_or_else(|| e.to_string(), |d| d.message().to_string())
 }
 
+/// The statement with its facts for the major the tests run on.
 fn one(sql: &str) -> Statement {
-    let mut stmts = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut stmts = parse_for(sql, Some(server_major())).unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(stmts.len(), 1, "{sql}");
     stmts.remove(0)
 }
@@ -288,8 +294,14 @@ fn locks_of(client: &mut impl GenericClient, pid: i32, before: &BTreeMap<u32, Re
     seen
 }
 
-/// Compares what PostgreSQL did with what the analyzer claims.
-fn compare(sql: &str, stmt: &Statement, extra: &[(&str, LockMode)], seen: &Seen) {
+/// Compares what PostgreSQL did with what the analyzer claims; `Err`
+/// says how they differ.
+fn compare(
+    sql: &str,
+    stmt: &Statement,
+    extra: &[(&str, LockMode)],
+    seen: &Seen,
+) -> Result<(), String> {
     let mut expected: BTreeMap<String, LockMode> = stmt
         .facts
         .locks
@@ -308,16 +320,136 @@ fn compare(sql: &str, stmt: &Statement, extra: &[(&str, LockMode)], seen: &Seen)
         })
         .map(|(name, (mode, _))| (name.clone(), *mode))
         .collect();
-    assert_eq!(
-        observed, expected,
-        "locks of `{sql}`: observed (left) vs claimed + extra (right)"
+    if observed == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "locks of `{sql}`: observed {observed:?}, claimed + extra {expected:?}"
+        ))
+    }
+}
+
+/// Fails with every difference found, so one run lists them all.
+fn assert_no_differences(what: &str, differences: &[String]) {
+    assert!(
+        differences.is_empty(),
+        "{} {what} differ from the claims on PostgreSQL {}:\n  {}",
+        differences.len(),
+        server_major(),
+        differences.join("\n  ")
     );
+}
+
+/// A statement the analyzer claims this major rejects (e.g. MERGE before
+/// 15) has no locks to compare here: the claim checked instead is that the
+/// server refuses it as SQL it does not know.
+fn check_rejected(
+    client: &mut Client,
+    sql: &str,
+    req: &lull_analyzer::Requirement,
+) -> Result<(), String> {
+    let major = server_major();
+    reset(client);
+    let mut tx = client.transaction().expect("begin");
+    let outcome = tx.batch_execute(sql);
+    tx.rollback().expect("rollback");
+    let code = match &outcome {
+        Ok(()) => {
+            return Err(format!(
+                "`{sql}` is claimed to need PostgreSQL {} ({}), but {major} ran it",
+                req.major, req.what
+            ))
+        }
+        Err(e) => e.code().cloned(),
+    };
+    let refused = [
+        postgres::error::SqlState::SYNTAX_ERROR,
+        postgres::error::SqlState::FEATURE_NOT_SUPPORTED,
+    ];
+    if !code.as_ref().is_some_and(|c| refused.contains(c)) {
+        return Err(format!(
+            "`{sql}` is claimed to need PostgreSQL {}, but {major} failed otherwise: {}",
+            req.major,
+            outcome.err().map(|e| pg(&e)).unwrap_or_default()
+        ));
+    }
+    eprintln!(
+        "skipped on PostgreSQL {major}: `{sql}` ({} needs PostgreSQL {}; the server refused it, as claimed)",
+        req.what, req.major
+    );
+    Ok(())
+}
+
+/// Runs one transactional case and checks its locks, rewrites and scans.
+fn check_transactional(client: &mut Client, case: &Case, stmt: &Statement) -> Result<(), String> {
+    reset(client);
+    let before = relations(client);
+    let mut tx = client.transaction().expect("begin");
+    let baseline = seq_scans(&mut tx);
+    tx.batch_execute(case.sql)
+        .map_err(|e| format!("`{}` failed: {}", case.sql, pg(&e)))?;
+    let pid: i32 = tx
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let seen = locks_of(&mut tx, pid, &before);
+    let scanned: Vec<String> = seq_scans(&mut tx)
+        .into_iter()
+        .filter(|(table, n)| *n > baseline.get(table).copied().unwrap_or(0))
+        .map(|(table, _)| table)
+        .collect();
+    let after = relations(&mut tx);
+    tx.rollback().expect("rollback");
+    let mut problems = Vec::new();
+    // Scans: every claimed full read happened (on the table itself, or
+    // for a partitioned table on the partitions listed in `extra`).
+    for claimed in &stmt.facts.scans {
+        let read = scanned.contains(claimed)
+            || case
+                .extra
+                .iter()
+                .any(|(r, _)| scanned.iter().any(|s| s == r));
+        if !read {
+            problems.push(format!(
+                "`{}` claims a scan of {claimed}, but the tables read were {scanned:?}",
+                case.sql
+            ));
+        }
+    }
+    if let Err(e) = compare(case.sql, stmt, case.extra, &seen) {
+        problems.push(e);
+    }
+    // Rewrites: a table or materialized view gets a new file exactly
+    // when claimed. TRUNCATE gives a new, empty file without copying
+    // anything, which the claims do not count as a rewrite.
+    if !case.sql.starts_with("TRUNCATE") {
+        let rewritten: Vec<String> = before
+            .iter()
+            .filter(|(_, rel)| matches!(rel.kind.as_str(), "r" | "m"))
+            .filter(|(oid, rel)| after.get(*oid).is_some_and(|a| a.filenode != rel.filenode))
+            .map(|(_, rel)| rel.name.clone())
+            .collect();
+        let mut claimed = stmt.facts.rewrites.clone();
+        claimed.sort();
+        if rewritten != claimed {
+            problems.push(format!(
+                "rewrites of `{}`: observed {rewritten:?}, claimed {claimed:?}",
+                case.sql
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
+    }
 }
 
 #[test]
 fn transactional_lock_claims_match_pg_locks() {
     let db = TestDb::new();
     let mut client = db.client();
+    let mut differences = Vec::new();
     for case in TRANSACTIONAL {
         let stmt = one(case.sql);
         assert!(
@@ -325,65 +457,24 @@ fn transactional_lock_claims_match_pg_locks() {
             "{} claims it cannot run in a transaction",
             case.sql
         );
-        reset(&mut client);
-        let before = relations(&mut client);
-        let mut tx = client.transaction().expect("begin");
-        let baseline = seq_scans(&mut tx);
-        tx.batch_execute(case.sql)
-            .unwrap_or_else(|e| panic!("{}: {}", case.sql, pg(&e)));
-        let pid: i32 = tx
-            .query_one("SELECT pg_backend_pid()", &[])
-            .expect("pid")
-            .get(0);
-        let seen = locks_of(&mut tx, pid, &before);
-        let scanned: Vec<String> = seq_scans(&mut tx)
-            .into_iter()
-            .filter(|(table, n)| *n > baseline.get(table).copied().unwrap_or(0))
-            .map(|(table, _)| table)
-            .collect();
-        // Scans: every claimed full read happened (on the table itself, or
-        // for a partitioned table on the partitions listed in `extra`).
-        for claimed in &stmt.facts.scans {
-            let read = scanned.contains(claimed)
-                || case
-                    .extra
-                    .iter()
-                    .any(|(r, _)| scanned.iter().any(|s| s == r));
-            assert!(
-                read,
-                "`{}` claims a scan of {claimed}, but the tables read were {scanned:?}",
-                case.sql
-            );
+        if let Some(req) = stmt.facts.rejected_on(server_major()) {
+            if let Err(e) = check_rejected(&mut client, case.sql, req) {
+                differences.push(e);
+            }
+            continue;
         }
-        let after = relations(&mut tx);
-        tx.rollback().expect("rollback");
-        compare(case.sql, &stmt, case.extra, &seen);
-
-        // Rewrites: a table or materialized view gets a new file exactly
-        // when claimed. TRUNCATE gives a new, empty file without copying
-        // anything, which the claims do not count as a rewrite.
-        if !case.sql.starts_with("TRUNCATE") {
-            let rewritten: Vec<String> = before
-                .iter()
-                .filter(|(_, rel)| matches!(rel.kind.as_str(), "r" | "m"))
-                .filter(|(oid, rel)| after.get(*oid).is_some_and(|a| a.filenode != rel.filenode))
-                .map(|(_, rel)| rel.name.clone())
-                .collect();
-            let mut claimed = stmt.facts.rewrites.clone();
-            claimed.sort();
-            assert_eq!(
-                rewritten, claimed,
-                "rewrites of `{}`: observed (left) vs claimed (right)",
-                case.sql
-            );
+        if let Err(e) = check_transactional(&mut client, case, &stmt) {
+            differences.push(e);
         }
     }
+    assert_no_differences("transactional statements", &differences);
 }
 
 /// Runs `sql` on its own connection while another connection holds
 /// `blocker` in an open transaction, and returns the locks `sql` holds or
-/// awaits once it waits. The schema must be prepared.
-fn observe_waiting(db: &TestDb, sql: &str, blocker: &str) -> Seen {
+/// awaits once it waits; `Err` when it fails or never waits. The schema
+/// must be prepared.
+fn observe_waiting(db: &TestDb, sql: &str, blocker: &str) -> Result<Seen, String> {
     let mut observer = db.client();
     let before = relations(&mut observer);
     let mut holder = db.client();
@@ -403,6 +494,7 @@ fn observe_waiting(db: &TestDb, sql: &str, blocker: &str) -> Seen {
     let worker = thread::spawn(move || runner.batch_execute(&owned).map_err(|e| pg(&e)));
     // Generous: the machine is shared; this only bounds a broken case.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Err(format!("`{sql}` never waited behind `{blocker}`"));
     loop {
         let waiting: bool = observer
             .query_one(
@@ -412,31 +504,33 @@ fn observe_waiting(db: &TestDb, sql: &str, blocker: &str) -> Seen {
             .expect("pg_stat_activity")
             .get(0);
         if waiting {
+            seen = Ok(locks_of(&mut observer, pid, &before));
             break;
         }
-        assert!(
-            !worker.is_finished(),
-            "`{sql}` finished without waiting behind `{blocker}`"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "`{sql}` never waited behind `{blocker}`"
-        );
+        if worker.is_finished() {
+            seen = Err(format!(
+                "`{sql}` finished without waiting behind `{blocker}`"
+            ));
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
         thread::sleep(Duration::from_millis(20));
     }
-    let seen = locks_of(&mut observer, pid, &before);
     holder.batch_execute("COMMIT").expect("release blocker");
-    worker
-        .join()
-        .expect("worker")
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    seen
+    let outcome = worker.join().expect("worker");
+    match outcome {
+        Err(e) => Err(format!("`{sql}` failed: {e}")),
+        Ok(()) => seen,
+    }
 }
 
 #[test]
 fn non_transactional_lock_claims_match_pg_locks() {
     let db = TestDb::new();
     let mut client = db.client();
+    let mut differences = Vec::new();
     for (case, blocker) in NON_TRANSACTIONAL {
         let stmt = one(case.sql);
         assert!(
@@ -444,10 +538,23 @@ fn non_transactional_lock_claims_match_pg_locks() {
             "{} claims it can run in a transaction",
             case.sql
         );
+        if let Some(req) = stmt.facts.rejected_on(server_major()) {
+            if let Err(e) = check_rejected(&mut client, case.sql, req) {
+                differences.push(e);
+            }
+            continue;
+        }
         reset(&mut client);
-        let seen = observe_waiting(&db, case.sql, blocker);
-        compare(case.sql, &stmt, case.extra, &seen);
+        match observe_waiting(&db, case.sql, blocker) {
+            Ok(seen) => {
+                if let Err(e) = compare(case.sql, &stmt, case.extra, &seen) {
+                    differences.push(e);
+                }
+            }
+            Err(e) => differences.push(e),
+        }
     }
+    assert_no_differences("non-transactional statements", &differences);
 }
 
 /// Statements whose safe form must read the table only under locks that
@@ -474,7 +581,8 @@ fn safe_forms_do_not_scan_under_blocking_locks() {
         for step in &form.statements {
             if !one(step).facts.transactional {
                 // CONCURRENTLY work: nothing it takes may block writes.
-                let seen = observe_waiting(&db, step, "SELECT * FROM t");
+                let seen = observe_waiting(&db, step, "SELECT * FROM t")
+                    .unwrap_or_else(|e| panic!("safe form of `{sql}`: {e}"));
                 for (rel, (mode, _)) in &seen {
                     assert!(
                         !mode.blocks_writes(),

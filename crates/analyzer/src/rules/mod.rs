@@ -308,7 +308,7 @@ pub(crate) mod testing {
     /// The messages `rule` reports for `sql` under `setup`.
     pub(crate) fn hits_with(rule: &str, sql: &str, setup: Setup) -> Vec<String> {
         let rule = super::get(rule).expect("rule exists");
-        let stmts = crate::parse(sql).expect("test SQL parses");
+        let stmts = crate::parse_for(sql, setup.pg_version).expect("test SQL parses");
         let file = SourceFile {
             path: "test.sql".into(),
             sql: sql.into(),

@@ -1,10 +1,6 @@
 //! `requires-newer-postgres`
 
-use pg_query::protobuf::{AlterTableType, ConstrType};
-use pg_query::{NodeEnum, NodeRef};
-
-use super::{added_constraint, alter_table, contype, subtype, Category, Rule};
-use crate::ast;
+use super::{Category, Rule};
 use crate::lint::{FileCtx, Hit, Severity};
 
 pub(crate) static RULE: Rule = Rule {
@@ -27,6 +23,7 @@ What it flags
   that version rejects:
     REINDEX ... CONCURRENTLY                      needs PostgreSQL 12
     ALTER TABLE ... DETACH PARTITION CONCURRENTLY needs PostgreSQL 14
+    MERGE                                         needs PostgreSQL 15
     a subquery in FROM without an alias           needs PostgreSQL 16
     ADD CONSTRAINT ... NOT NULL ... NOT VALID     needs PostgreSQL 18
   Without a target version lull assumes a current server and stays silent.
@@ -43,73 +40,33 @@ Safe alternative
 
   build a new index CONCURRENTLY and drop the old one instead of REINDEX
   CONCURRENTLY before 12, detach without CONCURRENTLY (in a quiet moment)
-  before 14, or use a CHECK (col IS NOT NULL) NOT VALID constraint before 18.
+  before 14, INSERT ... ON CONFLICT (or an UPDATE and an INSERT in one
+  transaction) instead of MERGE before 15, or use a CHECK (col IS NOT NULL)
+  NOT VALID constraint before 18.
   Or raise pg_version if the servers are newer than configured.
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
-    let mut hits = Vec::new();
     let Some(version) = ctx.opts.pg_version else {
-        return hits;
+        return Vec::new();
     };
+    let mut hits = Vec::new();
     for (i, stmt) in ctx.stmts.iter().enumerate() {
-        let mut needs = |major: u32, what: &str, help: &str| {
-            if version < major {
-                hits.push(
-                    Hit::new(
-                        i,
-                        format!("{what} needs PostgreSQL {major}; the target is {version}"),
-                    )
-                    .help(Some(help.to_string())),
-                );
-            }
-        };
-        if let NodeEnum::ReindexStmt(s) = stmt.ast() {
-            if ast::has_option(&s.params, "concurrently") {
-                needs(
-                    12,
-                    "REINDEX CONCURRENTLY",
-                    "build a new index CONCURRENTLY, drop the old one CONCURRENTLY, and rename the new one",
-                );
-            }
-        }
-        if let Some((_, cmds)) = alter_table(stmt) {
-            for cmd in &cmds {
-                if subtype(cmd) == AlterTableType::AtDetachPartition
-                    && ast::partition_cmd(cmd).is_some_and(|p| p.concurrent)
-                {
-                    needs(
-                        14,
-                        "DETACH PARTITION ... CONCURRENTLY",
-                        "detach without CONCURRENTLY, with a short lock_timeout, when the table is quiet",
-                    );
-                }
-                if let Some(c) = added_constraint(cmd) {
-                    if contype(c) == ConstrType::ConstrNotnull && c.skip_validation {
-                        needs(
-                            18,
-                            "ADD CONSTRAINT ... NOT NULL ... NOT VALID",
-                            "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL",
-                        );
-                    }
-                }
-            }
-        }
-        if version < 16 && has_unaliased_subquery(stmt.ast()) {
-            needs(
-                16,
-                "a subquery in FROM without an alias",
-                "give the subquery an alias: FROM (SELECT ...) AS sub",
+        // What each major accepts is written down once, in crate::versions.
+        for req in stmt.facts.requires.iter().filter(|r| r.major > version) {
+            hits.push(
+                Hit::new(
+                    i,
+                    format!(
+                        "{} needs PostgreSQL {}; the target is {version}",
+                        req.what, req.major
+                    ),
+                )
+                .help(Some(req.help.to_string())),
             );
         }
     }
     hits
-}
-
-fn has_unaliased_subquery(node: &NodeEnum) -> bool {
-    node.nodes()
-        .iter()
-        .any(|(n, ..)| matches!(n, NodeRef::RangeSubselect(s) if s.alias.is_none()))
 }
 
 #[cfg(test)]
@@ -132,6 +89,12 @@ mod tests {
     #[test]
     fn flags_syntax_the_target_rejects() {
         assert_eq!(on(11, "REINDEX INDEX CONCURRENTLY i").len(), 1);
+        let merge = "MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING";
+        assert_eq!(
+            on(14, merge),
+            vec!["MERGE needs PostgreSQL 15; the target is 14"]
+        );
+        assert!(on(15, merge).is_empty());
         assert_eq!(
             on(13, "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY").len(),
             1
