@@ -270,3 +270,100 @@ fn plan_and_status_name_the_server_version_they_planned_for() {
     let text = String::from_utf8(offline.get_output().stdout.clone()).unwrap();
     assert!(!text.contains("planned for"), "{text}");
 }
+
+/// The locks `lull plan --format json` claims for the GRANT migration.
+fn grant_locks(plan: &serde_json::Value) -> Vec<(String, String)> {
+    let migration = plan["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "grant")
+        .unwrap_or_else(|| panic!("no grant migration in {plan}"));
+    migration["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["statements"].as_array().unwrap().clone())
+        .flat_map(|s| s["locks"].as_array().unwrap().clone())
+        .map(|l| {
+            (
+                l["relation"].as_str().unwrap().to_string(),
+                l["mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plan_claims_the_lock_modes_of_the_major_it_plans_for() {
+    let major = major_under_test();
+    let db = lull_sandbox::testing::TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(migrations.join("001_t.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    std::fs::write(
+        migrations.join("002_grant.sql"),
+        "GRANT SELECT ON t TO PUBLIC;\n",
+    )
+    .unwrap();
+    let plan_json = |url: Option<&str>, args: &[&str]| {
+        let mut cmd = lull(dir.path());
+        if let Some(url) = url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd
+            .args(["plan", "--format", "json"])
+            .args(args)
+            .assert()
+            .success();
+        serde_json::from_slice::<serde_json::Value>(&out.get_output().stdout).unwrap()
+    };
+    // GRANT locks the table it names from PostgreSQL 18 on
+    // (crates/analyzer/src/versions.rs; tests/locks.rs proves it on each
+    // major); the plan claims what the server it talks to does.
+    let locks_on = |m: u32| {
+        if m >= 18 {
+            vec![("t".to_string(), "AccessShare".to_string())]
+        } else {
+            Vec::new()
+        }
+    };
+    assert_eq!(
+        grant_locks(&plan_json(Some(&db.url()), &[])),
+        locks_on(major),
+        "online on PostgreSQL {major}"
+    );
+    // Offline, pg_version in lull.toml is the target, and the text says so.
+    for target in [17, 18] {
+        std::fs::write(
+            dir.path().join("lull.toml"),
+            format!("pg_version = {target}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            grant_locks(&plan_json(None, &["--all"])),
+            locks_on(target),
+            "offline, pg_version = {target}"
+        );
+        lull(dir.path())
+            .args(["plan", "--all"])
+            .assert()
+            .success()
+            .stdout(predicate::str::starts_with(format!(
+                "planned for PostgreSQL {target} (pg_version in lull.toml)"
+            )));
+    }
+    // The server's own major wins over lull.toml once connected.
+    let other = if major >= 18 { 17 } else { 18 };
+    std::fs::write(
+        dir.path().join("lull.toml"),
+        format!("pg_version = {other}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        grant_locks(&plan_json(Some(&db.url()), &[])),
+        locks_on(major),
+        "online on PostgreSQL {major} with pg_version = {other}"
+    );
+}

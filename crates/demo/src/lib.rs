@@ -423,6 +423,7 @@ fn blocker_position(migrations: &[Migration]) -> Result<Option<usize>, DemoError
     let naive = lull_engine::PlanOptions {
         mode: Mode::Naive,
         rewrites: false,
+        pg_version: None,
     };
     for (i, m) in migrations.iter().enumerate() {
         let plan = lull_engine::plan_migration(m, Direction::Up, &naive)?;

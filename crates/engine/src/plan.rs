@@ -26,11 +26,13 @@
 //!   before anything runs. `ROLLBACK TO SAVEPOINT` is left alone.
 //!
 //! The plan depends only on the files and the options, never on the live
-//! database, so an interrupted run resumes against the same steps.
+//! database, so an interrupted run resumes against the same steps. (The
+//! target major in the options changes only the lock modes claimed, never
+//! the steps.)
 
 use lull_analyzer::pg_ast::{TransactionStmtKind, VariableSetKind};
 use lull_analyzer::{
-    parse, safe_form, Class, IndexFacts, LockMode, NewRelations, NodeEnum, RelLock, Statement,
+    parse_for, safe_form, Class, IndexFacts, LockMode, NewRelations, NodeEnum, RelLock, Statement,
 };
 use lull_migrations::{Migration, SqlFile};
 use std::collections::BTreeSet;
@@ -78,6 +80,10 @@ pub struct PlanOptions {
     pub mode: Mode,
     /// Apply the safe-by-default rewrites (safe mode only).
     pub rewrites: bool,
+    /// The PostgreSQL major the plan is for (the server's when connected):
+    /// lock modes that changed between majors are that major's. `None`:
+    /// the newest lull knows.
+    pub pg_version: Option<u32>,
 }
 
 impl Default for PlanOptions {
@@ -85,6 +91,7 @@ impl Default for PlanOptions {
         PlanOptions {
             mode: Mode::Safe,
             rewrites: true,
+            pg_version: None,
         }
     }
 }
@@ -329,7 +336,7 @@ pub fn plan_migration_with_names(
             },
         });
     };
-    let parsed = parse(&file.sql).map_err(|e| EngineError::Parse {
+    let parsed = parse_for(&file.sql, opts.pg_version).map_err(|e| EngineError::Parse {
         migration: m.label(),
         path: file.path.clone(),
         line: e.line + file.line_offset,
@@ -378,7 +385,7 @@ pub fn plan_migration_with_names(
                     setting,
                 });
             }
-            safe_steps(m, file, &kept, opts.rewrites, names)?
+            safe_steps(m, file, &kept, opts, names)?
         }
     };
     Ok(MigrationPlan {
@@ -550,9 +557,10 @@ fn safe_steps(
     m: &Migration,
     file: &SqlFile,
     parsed: &[Statement],
-    rewrites: bool,
+    opts: &PlanOptions,
     names: &mut BTreeSet<String>,
 ) -> Result<Vec<Step>, EngineError> {
+    let rewrites = opts.rewrites;
     let mut b = Builder {
         steps: Vec::new(),
         run: Vec::new(),
@@ -594,7 +602,7 @@ fn safe_steps(
             }
             Some(form) => {
                 for (i, text) in form.statements.iter().enumerate() {
-                    let reparsed = parse(text).map_err(|e| EngineError::Other {
+                    let reparsed = parse_for(text, opts.pg_version).map_err(|e| EngineError::Other {
                         message: format!(
                             "the safe form of the statement at {}:{line} does not parse ({e}): {text}",
                             file.path.display()
@@ -692,6 +700,31 @@ mod tests {
     }
 
     #[test]
+    fn lock_claims_follow_the_target_major() {
+        let locks_on = |pg_version| {
+            let plan = plan_migration(
+                &migration("GRANT SELECT ON users TO app;"),
+                Direction::Up,
+                &PlanOptions {
+                    pg_version,
+                    ..PlanOptions::default()
+                },
+            )
+            .unwrap();
+            plan.steps
+                .iter()
+                .flat_map(|s| s.locks())
+                .collect::<Vec<_>>()
+        };
+        assert!(locks_on(Some(17)).is_empty());
+        let on_18 = locks_on(Some(18));
+        assert_eq!(on_18.len(), 1);
+        assert_eq!(on_18[0].relation, "users");
+        assert_eq!(on_18[0].mode, LockMode::AccessShare);
+        assert_eq!(locks_on(None), on_18, "no major: the newest");
+    }
+
+    #[test]
     fn policy_settings_are_listed_not_run_and_rollback_is_refused() {
         let plan = plan_migration(
             &migration(
@@ -721,6 +754,7 @@ mod tests {
             &PlanOptions {
                 mode: Mode::Naive,
                 rewrites: false,
+                pg_version: None,
             },
         )
         .unwrap();

@@ -7,7 +7,7 @@
 //! runs the same migrations once naive and once safe.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use lull_config::Policies;
@@ -50,6 +50,10 @@ pub struct RunnerOptions {
     pub allow_out_of_order: bool,
     /// Which other tool's history table to keep beside lull's own.
     pub history: HistoryChoice,
+    /// The PostgreSQL major to plan for until the runner has talked to
+    /// the server (`pg_version` in lull.toml); once connected, the
+    /// server's own major wins. `None`: the newest lull knows.
+    pub pg_version: Option<u32>,
 }
 
 impl RunnerOptions {
@@ -66,6 +70,7 @@ impl RunnerOptions {
             allow_changed: false,
             allow_out_of_order: false,
             history: HistoryChoice::Auto,
+            pg_version: None,
         }
     }
 
@@ -74,6 +79,7 @@ impl RunnerOptions {
         PlanOptions {
             mode: self.mode,
             rewrites: self.rewrites,
+            pg_version: self.pg_version,
         }
     }
 }
@@ -169,6 +175,8 @@ pub struct Runner {
     state: State,
     events: EventSink,
     cancel: CancelToken,
+    /// The server's major, once a connection has read it.
+    server_major: OnceLock<u32>,
 }
 
 /// Connections of a run. The runner lock, when taken, is held by the
@@ -200,6 +208,7 @@ impl Runner {
             state,
             events: no_events(),
             cancel: CancelToken::new(),
+            server_major: OnceLock::new(),
         }
     }
 
@@ -219,13 +228,31 @@ impl Runner {
         &self.opts
     }
 
-    /// Plans one migration without a database.
+    /// Plans one migration without a database, for the server's major
+    /// once the runner has connected, else [`RunnerOptions::pg_version`].
     pub fn plan(&self, m: &Migration, direction: Direction) -> Result<MigrationPlan, EngineError> {
-        plan_migration(m, direction, &self.opts.plan_options())
+        plan_migration(m, direction, &self.plan_options())
+    }
+
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            pg_version: self.server_major.get().copied().or(self.opts.pg_version),
+            ..self.opts.plan_options()
+        }
+    }
+
+    /// Reads the server's major once, so plans claim its lock modes.
+    async fn learn_server_major(&self, client: &Client) -> Result<(), EngineError> {
+        if self.server_major.get().is_none() {
+            let major = crate::db::server_version(client).await?.major();
+            let _ = self.server_major.set(major);
+        }
+        Ok(())
     }
 
     async fn session(&self, locked: bool) -> Result<Session, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
+        self.learn_server_major(&work).await?;
         let (lock, lock_waited) = if locked {
             let (lock, waited) =
                 lock::acquire(&work, &self.opts.schema, self.opts.lock_wait, &self.events).await?;
@@ -337,6 +364,7 @@ impl Runner {
         to: Option<&str>,
     ) -> Result<Vec<MigrationPlan>, EngineError> {
         let work = connect(&self.opts.url, "lull").await?;
+        self.learn_server_major(&work).await?;
         let records = self.state.migrations(&work).await?;
         let tool = self.tool(&work, migrations, false).await?;
         self.check_checksums(migrations, &records, tool.as_ref())?;
@@ -460,7 +488,7 @@ impl Runner {
                 plans.push(plan_migration_with_names(
                     m,
                     Direction::Up,
-                    &self.opts.plan_options(),
+                    &self.plan_options(),
                     &mut names,
                 )?);
             }

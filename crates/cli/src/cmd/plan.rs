@@ -23,7 +23,9 @@ use crate::error::CliResult;
 ///
 /// With a database URL only pending migrations are planned, for the
 /// server's PostgreSQL version (shown first); without one (or with --all)
-/// every migration in the directory is. SQL that does not parse is
+/// every migration in the directory is, for `pg_version` in lull.toml
+/// (else the newest PostgreSQL lull knows). The version decides the lock
+/// modes that changed between majors (GRANT locks its tables from 18 on). SQL that does not parse is
 /// reported with its file position (exit 2).
 ///
 /// Examples:
@@ -68,6 +70,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         let mut o = lull_engine::RunnerOptions::new(String::new());
         o.policies = setup.config.policies();
         o.rewrites = !args.no_rewrites;
+        o.pg_version = setup.config.pg_version();
         o
     };
     let runner = Runner::new(opts);
@@ -106,8 +109,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(server) = &server {
-        println!("planned for {server} (the server's version)");
+    match (&server, runner.options().pg_version) {
+        (Some(server), _) => println!("planned for {server} (the server's version)"),
+        (None, Some(major)) => println!("planned for PostgreSQL {major} (pg_version in lull.toml)"),
+        (None, None) => {}
     }
     if plans.is_empty() {
         println!(

@@ -163,6 +163,7 @@ impl Setup {
         opts.rewrites = !run.no_rewrites;
         opts.lock_wait = run.lock_wait.std();
         opts.allow_changed = run.allow_changed;
+        opts.pg_version = self.config.pg_version();
         let history = self
             .history
             .as_deref()
