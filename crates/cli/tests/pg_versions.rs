@@ -330,7 +330,7 @@ fn plan_claims_the_lock_modes_of_the_major_it_plans_for() {
         }
     };
     assert_eq!(
-        grant_locks(&plan_json(Some(&db.url()), &[])),
+        grant_locks(&plan_json(Some(db.url()), &[])),
         locks_on(major),
         "online on PostgreSQL {major}"
     );
@@ -362,7 +362,7 @@ fn plan_claims_the_lock_modes_of_the_major_it_plans_for() {
     )
     .unwrap();
     assert_eq!(
-        grant_locks(&plan_json(Some(&db.url()), &[])),
+        grant_locks(&plan_json(Some(db.url()), &[])),
         locks_on(major),
         "online on PostgreSQL {major} with pg_version = {other}"
     );
