@@ -440,6 +440,50 @@ fn baseline_writes_the_tools_rows_in_one_go() {
 }
 
 #[test]
+fn mark_applied_through_refuses_a_step_and_records_nothing() {
+    let p = Project::new();
+    p.write("1_users.sql", "CREATE TABLE users (id int);");
+    p.write("2_posts.sql", "CREATE TABLE posts (id int);");
+    for args in [
+        &["mark-applied", "--through", "2", "--step", "1"][..],
+        &[
+            "mark-applied",
+            "--through",
+            "2",
+            "--step",
+            "1",
+            "--not-applied",
+        ],
+    ] {
+        let out = p.lull().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let msg = text(&out);
+        assert!(
+            msg.contains("--through <VERSION>") && msg.contains("cannot be used with"),
+            "{args:?}: {msg}"
+        );
+        assert!(msg.contains("--step <N>"), "{args:?}: {msg}");
+    }
+    // Nothing was recorded: both are still pending, and --through alone works.
+    let pending: Vec<String> = summary(&p.status())
+        .into_iter()
+        .map(|(_, s, _)| s)
+        .collect();
+    assert_eq!(pending, ["pending", "pending"]);
+    let out = p
+        .lull()
+        .args(["mark-applied", "--through", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let applied: Vec<String> = summary(&p.status())
+        .into_iter()
+        .map(|(_, s, _)| s)
+        .collect();
+    assert_eq!(applied, ["applied", "applied"]);
+}
+
+#[test]
 fn diesel_versions_are_accepted_as_written_in_folder_names() {
     let p = Project::new();
     p.write(

@@ -48,7 +48,8 @@ pub struct Args {
     migration: Option<String>,
 
     /// Record every migration up to and including this version.
-    #[arg(long, value_name = "VERSION")]
+    /// (--step settles one step of one migration, so the two do not mix.)
+    #[arg(long, value_name = "VERSION", conflicts_with = "step")]
     through: Option<String>,
 
     /// Settle only this step (1-based, as `lull status` numbers them).
