@@ -681,3 +681,51 @@ fn migrate_waits_for_a_foreign_build_instead_of_dropping_it() {
     assert_eq!(p.counter(), 1);
     p.assert_settled();
 }
+
+// ---------------------------------------------------------------------------
+// Defect 4: an unnamed CREATE INDEX killed mid-build.
+
+/// `create index on t (a)` (run CONCURRENTLY) is killed mid-build; the
+/// re-run recognises its own INVALID leftover by the name it recorded,
+/// drops and rebuilds it, instead of adding a second index beside it. The
+/// name is the one PostgreSQL would choose: `t_a_idx` is taken (by a
+/// table), so `t_a_idx1`.
+#[test]
+fn killed_unnamed_index_build_is_found_again() {
+    let p = Project::new();
+    p.sql(
+        "create table t (a int); insert into t select generate_series(1, 1000); \
+         create table t_a_idx (x int)",
+    );
+    p.write(
+        "001_index.sql",
+        "create index on t (a);\nupdate counter set n = n + 1;\n",
+    );
+    let (release, handle) = hold_snapshot(&p);
+    let mut child = p.spawn(&["migrate"]);
+    p.wait_until(&build_waiting("t_a_idx1"), Duration::from_secs(60));
+    assert_eq!(
+        p.scalar_i64(
+            "SELECT count(*) FROM lull.steps WHERE version = '001' AND index_name = 't_a_idx1'"
+        ),
+        1,
+        "the name is recorded before the build"
+    );
+    kill9(&mut child);
+    // The server cancels the orphaned build (client_connection_check_interval);
+    // its INVALID index stays.
+    p.wait_until(
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_progress_create_index WHERE datname = current_database())",
+        Duration::from_secs(60),
+    );
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    assert_eq!(indexes_of_t(&p), [("t_a_idx1".to_string(), false)]);
+
+    let out = p.run(&["migrate", "--lock-wait", "30s"]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert_eq!(indexes_of_t(&p), [("t_a_idx1".to_string(), true)], "{msg}");
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}

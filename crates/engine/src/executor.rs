@@ -673,7 +673,17 @@ impl Executor<'_> {
             .await?;
         let facts = stmt.index.clone().unwrap_or_default();
         let is_create = facts.table.is_some();
+        let named = if is_create && facts.name.is_none() {
+            self.name_unnamed(ctx, &sql).await?
+        } else {
+            None
+        };
         let build = match (&facts.name, is_create) {
+            _ if named.is_some() => named.map(|n| IndexBuild {
+                schema: Some(n.schema),
+                name: n.name,
+                sql: n.sql,
+            }),
             (Some(name), true) => {
                 let (schema, name) = match name.split_once('.') {
                     Some((s, n)) => (Some(s.to_string()), n.to_string()),
@@ -781,6 +791,31 @@ impl Executor<'_> {
         }
     }
 
+    /// The name for an unnamed CREATE INDEX (see [`crate::index_name`]):
+    /// the one an earlier run of this step recorded, else the one
+    /// PostgreSQL would choose now, recorded on the step before the build.
+    async fn name_unnamed(
+        &self,
+        ctx: &StepContext<'_>,
+        sql: &str,
+    ) -> Result<Option<crate::index_name::NamedIndex>, EngineError> {
+        let dir = ctx.direction.as_str();
+        let recorded = self
+            .state
+            .step_index_name(self.work, ctx.version, dir, ctx.step.number)
+            .await?;
+        if let Some(name) = recorded {
+            return crate::index_name::reuse(self.work, sql, &name).await;
+        }
+        let Some(named) = crate::index_name::choose(self.work, sql).await? else {
+            return Ok(None);
+        };
+        self.state
+            .set_step_index_name(self.work, ctx.version, dir, ctx.step.number, &named.name)
+            .await?;
+        Ok(Some(named))
+    }
+
     /// DROP / REINDEX CONCURRENTLY on an own connection under the index
     /// policy's retries.
     async fn index_plain(&self, ctx: &StepContext<'_>, sql: &str) -> Result<usize, EngineError> {
@@ -877,22 +912,41 @@ impl Executor<'_> {
     }
 
     /// Decides whether an autocommit step that an earlier run left
-    /// `running` already took effect: a valid index of the name is done; a
-    /// DROP INDEX whose index is gone is done; anything else runs again
-    /// (an INVALID index is dropped and rebuilt by the build itself).
-    pub async fn already_done(&self, step: &Step) -> Result<bool, EngineError> {
+    /// `running` already took effect: a valid index of the name (for an
+    /// unnamed CREATE INDEX, the name recorded on the step) is done; a DROP
+    /// INDEX whose index is gone is done; anything else runs again (an
+    /// INVALID index is dropped and rebuilt by the build itself).
+    pub async fn already_done(
+        &self,
+        version: &str,
+        direction: Direction,
+        step: &Step,
+    ) -> Result<bool, EngineError> {
         let Some(stmt) = step.statements.first() else {
             return Ok(true);
         };
         let Some(facts) = &stmt.index else {
             return Ok(false);
         };
-        let Some(name) = &facts.name else {
-            return Ok(false);
-        };
-        let qualified = match name.split_once('.') {
-            Some((s, n)) => quote_qualified(Some(s), n),
-            None => quote_qualified(None, name),
+        let qualified = match &facts.name {
+            Some(name) => match name.split_once('.') {
+                Some((s, n)) => quote_qualified(Some(s), n),
+                None => quote_qualified(None, name),
+            },
+            // An unnamed CREATE INDEX: the name an earlier run chose.
+            None => {
+                let recorded = self
+                    .state
+                    .step_index_name(self.work, version, direction.as_str(), step.number)
+                    .await?;
+                let Some(name) = recorded else {
+                    return Ok(false);
+                };
+                match crate::index_name::reuse(self.work, &stmt.sql, &name).await? {
+                    Some(n) => quote_qualified(Some(&n.schema), &n.name),
+                    None => return Ok(false),
+                }
+            }
         };
         let validity = index_build::index_validity(self.work, &qualified).await?;
         let is_drop = stmt

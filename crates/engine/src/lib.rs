@@ -19,6 +19,7 @@ pub mod executor;
 pub mod gap;
 pub mod history;
 pub mod index_build;
+pub mod index_name;
 pub mod libpq;
 pub mod lock;
 pub mod plan;

@@ -1176,7 +1176,9 @@ impl Runner {
                 }
                 if r.status == "running"
                     && step.kind == StepKind::Autocommit
-                    && executor.already_done(step).await?
+                    && executor
+                        .already_done(&plan.version, direction, step)
+                        .await?
                 {
                     let ctx = StepContext {
                         version: &plan.version,

@@ -137,7 +137,7 @@ impl State {
             .await
             .map_err(|e| EngineError::db("looking for lull's state tables", e))?;
         if present.get::<_, bool>(0) {
-            return Ok(());
+            return self.ensure_columns(client).await;
         }
         let schema_exists: bool = client
             .query_one(
@@ -189,7 +189,7 @@ impl State {
             st = self.t("steps"),
             pending = pending_indexes_ddl(&self.schema),
         );
-        client.batch_execute(&sql).await.map_err(|e| {
+        let created = client.batch_execute(&sql).await.map_err(|e| {
             if sqlstate(&e).as_deref() != Some("42501") {
                 return EngineError::db("creating lull's state tables", e);
             }
@@ -206,7 +206,79 @@ impl State {
                 )),
                 kind: ErrorKind::Error,
             }
-        })
+        });
+        created?;
+        self.ensure_columns(client).await
+    }
+
+    /// Columns added after the first release of the state tables, added
+    /// to tables an older lull made (only when missing: `ALTER TABLE`
+    /// locks the table even when there is nothing to do).
+    async fn ensure_columns(&self, client: &Client) -> Result<(), EngineError> {
+        let present: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass($1::text) \
+                   AND attname = 'index_name' AND NOT attisdropped)",
+                &[&self.t("steps")],
+            )
+            .await
+            .map_err(|e| EngineError::db("looking at lull.steps", e))?
+            .get(0);
+        if present {
+            return Ok(());
+        }
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = '5s'; ALTER TABLE {} ADD COLUMN IF NOT EXISTS index_name text; \
+                 RESET lock_timeout",
+                self.t("steps")
+            ))
+            .await
+            .map_err(|e| EngineError::db("adding lull.steps.index_name", e))
+    }
+
+    /// Records the name lull chose for the unnamed index a step builds
+    /// (see [`crate::index_name`]), before the build starts.
+    pub async fn set_step_index_name(
+        &self,
+        client: &Client,
+        version: &str,
+        direction: &str,
+        step: usize,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET index_name = $4 WHERE version = $1 AND direction = $2 AND step = $3",
+                    self.t("steps")
+                ),
+                &[&version, &direction, &(step as i32), &name],
+            )
+            .await
+            .map_err(|e| EngineError::db("recording the index name", e))?;
+        Ok(())
+    }
+
+    /// The index name recorded for a step by [`State::set_step_index_name`].
+    pub async fn step_index_name(
+        &self,
+        client: &Client,
+        version: &str,
+        direction: &str,
+        step: usize,
+    ) -> Result<Option<String>, EngineError> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT index_name FROM {} WHERE version = $1 AND direction = $2 AND step = $3",
+                    self.t("steps")
+                ),
+                &[&version, &direction, &(step as i32)],
+            )
+            .await
+            .map_err(|e| EngineError::db("reading the recorded index name", e))?;
+        Ok(row.and_then(|r| r.get(0)))
     }
 
     /// Whether the state tables exist (read-only commands must not create
