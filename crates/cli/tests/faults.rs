@@ -729,3 +729,44 @@ fn killed_unnamed_index_build_is_found_again() {
     assert_eq!(p.counter(), 1);
     p.assert_settled();
 }
+
+// ---------------------------------------------------------------------------
+// A read-only database.
+
+/// `default_transaction_read_only = on` for the database (a DBA froze it,
+/// or a maintenance mode): `migrate` refuses clearly before creating or
+/// running anything; once writable again it applies once.
+#[test]
+fn read_only_database_is_refused_clearly() {
+    let p = Project::new();
+    p.write("001_bump.sql", "update counter set n = n + 1;\n");
+    p.sql(&format!(
+        "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+        p.db.name()
+    ));
+    let out = p.run(&["migrate"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{msg}");
+    assert!(msg.contains("read-only"), "{msg}");
+    assert!(msg.contains("default_transaction_read_only"), "{msg}");
+    assert_eq!(
+        p.scalar_i64("SELECT count(*) FROM pg_namespace WHERE nspname = 'lull'"),
+        0,
+        "{msg}"
+    );
+    assert_eq!(p.counter(), 0);
+    let mut owner = p.client();
+    owner
+        .batch_execute("SET default_transaction_read_only = off")
+        .unwrap();
+    owner
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" RESET default_transaction_read_only",
+            p.db.name()
+        ))
+        .unwrap();
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}

@@ -489,7 +489,8 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
-/// Refuses a server in recovery: a hot standby (or a server replaying an
+/// Refuses a server in recovery, or a session that is read-only
+/// (`default_transaction_read_only`): a hot standby (or a server replaying an
 /// archive) takes no writes, and a change applied on the primary reaches
 /// it by replication anyway. Every command that changes the database
 /// calls this first, so the user gets one clear message instead of the
@@ -511,6 +512,30 @@ pub async fn ensure_primary(client: &Client, url: &str) -> Result<(), EngineErro
                 "point --database-url / DATABASE_URL at the primary; the change reaches the \
                  standby by replication. Read-only commands (status, plan, indexes check, \
                  indexes report) work on a standby"
+                    .into(),
+            ),
+            kind: crate::error::ErrorKind::Refused,
+        });
+    }
+    // A primary can be read-only too: `default_transaction_read_only` set
+    // for the database, the role or the server (a freeze, a maintenance
+    // mode). lull does not override that decision.
+    let read_only: bool = client
+        .query_one("SELECT current_setting('transaction_read_only')::bool", &[])
+        .await
+        .map_err(|e| EngineError::db("asking whether the session is read-only", e))?
+        .get(0);
+    if read_only {
+        return Err(EngineError::Other {
+            message: format!(
+                "{} is read-only for this session (default_transaction_read_only is on for the \
+                 database, the role or the server); lull does not override it, nothing was done",
+                redact_url(url)
+            ),
+            hint: Some(
+                "when the database should take changes again, an owner runs `ALTER DATABASE <db> \
+                 RESET default_transaction_read_only` (or `ALTER ROLE ... RESET`, or the server's \
+                 setting); then run the command again"
                     .into(),
             ),
             kind: crate::error::ErrorKind::Refused,
