@@ -14,23 +14,62 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use lull_sandbox::testing::TestDb;
+use lull_sandbox::testing::{start_sandbox, TestDb};
+use lull_sandbox::Sandbox;
+
+/// The database a [`Project`] works on: a fresh one on the shared test
+/// server, or the `postgres` database of a cluster of the test's own (for
+/// faults that restart the server).
+struct Db {
+    url: String,
+    name: String,
+    _shared: Option<TestDb>,
+}
+
+impl Db {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
 
 /// A project directory with `migrations/`, a database, and a table
 /// `counter` whose single row `n` the migrations bump.
 struct Project {
     dir: tempfile::TempDir,
-    db: TestDb,
+    db: Db,
 }
 
 impl Project {
     fn new() -> Project {
+        let db = TestDb::new();
+        Project::with(Db {
+            url: db.url().to_string(),
+            name: db.name().to_string(),
+            _shared: Some(db),
+        })
+    }
+
+    /// A project on the `postgres` database of `sandbox`.
+    fn on(sandbox: &Sandbox) -> Project {
+        Project::with(Db {
+            url: sandbox.url("postgres"),
+            name: "postgres".into(),
+            _shared: None,
+        })
+    }
+
+    fn with(db: Db) -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
-        let p = Project {
-            dir,
-            db: TestDb::new(),
-        };
+        let p = Project { dir, db };
         p.sql("create table counter (id int primary key, n int not null); insert into counter values (1, 0)");
         p
     }
@@ -769,4 +808,142 @@ fn read_only_database_is_refused_clearly() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(p.counter(), 1);
     p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// A deadlock against the application.
+
+/// The step locks `counter` then waits for a row of `b` an application
+/// transaction holds; the application then wants `counter`: a deadlock.
+/// Whichever side PostgreSQL aborts, the step commits exactly once (a
+/// DML step retries 40P01) and the application's transaction is not
+/// left waiting.
+#[test]
+fn deadlock_with_the_application_applies_once() {
+    let p = Project::new();
+    p.sql("create table b (id int primary key, x int not null); insert into b values (1, 0)");
+    p.write(
+        "001_bump.sql",
+        "update counter set n = n + 1;\nupdate b set x = x + 1;\n",
+    );
+    let mut app = p.client();
+    app.batch_execute("BEGIN; SELECT FROM b WHERE id = 1 FOR UPDATE")
+        .unwrap();
+    let run = p.spawn(&["migrate"]);
+    // The step holds counter's row and waits for b's.
+    p.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+           AND application_name LIKE 'lull%' AND wait_event_type = 'Lock' \
+           AND query LIKE '%update b set x%')",
+        Duration::from_secs(60),
+    );
+    let app_result = app.batch_execute("SELECT FROM counter WHERE id = 1 FOR UPDATE");
+    let app_was_victim = match &app_result {
+        Ok(()) => false,
+        Err(e) => {
+            assert_eq!(
+                e.code(),
+                Some(&postgres::error::SqlState::T_R_DEADLOCK_DETECTED),
+                "{e}"
+            );
+            true
+        }
+    };
+    let _ = app.batch_execute(if app_was_victim { "ROLLBACK" } else { "COMMIT" });
+    let out = run.wait_with_output().unwrap();
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    if !app_was_victim {
+        assert!(
+            msg.contains("deadlock"),
+            "lull was the victim and retried: {msg}"
+        );
+    }
+    assert_eq!(p.counter(), 1, "{msg}");
+    assert_eq!(p.scalar_i64("SELECT x::bigint FROM b WHERE id = 1"), 1);
+    p.assert_settled();
+}
+
+// ---------------------------------------------------------------------------
+// Deleted applied files.
+
+/// The file of an applied migration is deleted: `status` still lists it
+/// as applied with its file missing, and later migrations apply once.
+#[test]
+fn deleted_applied_file_is_shown_and_nothing_reruns() {
+    let p = Project::new();
+    let first = p.write("001_bump.sql", "update counter set n = n + 1;\n");
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::remove_file(first).unwrap();
+    p.write("002_more.sql", "update counter set n = n + 10;\n");
+    let out = p.run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.counter(), 11);
+    let status = p.run(&["status"]);
+    let msg = text(&status);
+    assert!(status.status.success(), "{msg}");
+    let line = msg
+        .lines()
+        .find(|l| l.contains("001"))
+        .unwrap_or_else(|| panic!("001 not listed: {msg}"));
+    assert!(line.contains("applied"), "{msg}");
+    assert!(line.contains("missing"), "{msg}");
+    let out = p.run(&["migrate"]);
+    assert!(text(&out).contains("nothing to apply"), "{}", text(&out));
+    assert_eq!(p.counter(), 11);
+    assert_eq!(
+        p.statuses(),
+        [
+            ("001".into(), "applied".into()),
+            ("002".into(), "applied".into())
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The server restarts mid-step.
+
+/// The server is shut down (`fast`: sessions are terminated; `immediate`:
+/// no shutdown at all, crash recovery on start) and started again while a
+/// transactional step runs: the run fails clearly, the step's transaction
+/// is gone, and the re-run applies it exactly once.
+#[test]
+fn server_restart_mid_step_then_rerun_applies_once() {
+    for (mode, signal) in [("fast", libc::SIGINT), ("immediate", libc::SIGQUIT)] {
+        let mut sandbox = start_sandbox().unwrap();
+        let p = Project::on(&sandbox);
+        // The sleep makes the window only until the server was restarted.
+        p.sql("create table restarted (done bool)");
+        p.write(
+            "001_bump.sql",
+            "update counter set n = n + 1;\n\
+             select pg_sleep(30) where not exists (select from restarted);\n",
+        );
+        p.write("002_more.sql", "update counter set n = n + 10;\n");
+        let run = p.spawn(&["migrate"]);
+        p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
+        // SAFETY: kill(2) on the postmaster this test started.
+        unsafe {
+            libc::kill(sandbox.pid() as i32, signal);
+        }
+        sandbox.stop_server().unwrap();
+        let port = sandbox.port();
+        sandbox.start_server(port).unwrap();
+        let out = run.wait_with_output().unwrap();
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {msg}");
+        assert!(msg.contains("connection"), "{mode}: {msg}");
+        assert_eq!(
+            p.counter(),
+            0,
+            "{mode}: the step's transaction did not commit"
+        );
+        p.sql("insert into restarted values (true)");
+        let out = p.run(&["migrate"]);
+        assert!(out.status.success(), "{mode}: {}", text(&out));
+        assert_eq!(p.counter(), 11, "{mode}");
+        p.assert_settled();
+        assert_eq!(p.counter(), 11, "{mode}");
+    }
 }
