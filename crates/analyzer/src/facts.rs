@@ -768,6 +768,11 @@ fn alter_table_facts(s: &protobuf::AlterTableStmt) -> Facts {
                 }
                 AccessExclusive
             }
+            // The generated column is computed again for every row.
+            AlterTableType::AtSetExpression => {
+                f.rewrite(&table);
+                AccessExclusive
+            }
             AlterTableType::AtSetLogged
             | AlterTableType::AtSetUnLogged
             | AlterTableType::AtSetTableSpace

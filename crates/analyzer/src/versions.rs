@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 
-use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
+use pg_query::protobuf::{AlterTableType, ConstrType, MergeMatchKind, ObjectType};
 use pg_query::{NodeEnum, NodeRef};
 
 use crate::ast;
@@ -66,6 +66,54 @@ const MERGE: Requirement = Requirement {
     help: "use INSERT ... ON CONFLICT, or an UPDATE and an INSERT in one transaction",
 };
 
+const NULLS_NOT_DISTINCT: Requirement = Requirement {
+    major: 15,
+    what: "UNIQUE ... NULLS NOT DISTINCT",
+    help: "keep NULLs distinct, or index COALESCE(col, <a value never used>) instead",
+};
+
+const SET_ACCESS_METHOD: Requirement = Requirement {
+    major: 15,
+    what: "ALTER TABLE ... SET ACCESS METHOD",
+    help: "create a new table USING the access method, copy the rows, and swap the names",
+};
+
+const SQL_JSON_CONSTRUCTORS: Requirement = Requirement {
+    major: 16,
+    what: "SQL/JSON constructors and IS JSON (JSON_OBJECT(k VALUE v), JSON_ARRAY, JSON_OBJECTAGG, JSON_ARRAYAGG)",
+    help: "use json_build_object, json_build_array, json_object_agg, json_agg",
+};
+
+const MERGE_RETURNING: Requirement = Requirement {
+    major: 17,
+    what: "MERGE ... RETURNING",
+    help: "read the changed rows in a separate query in the same transaction",
+};
+
+const NOT_MATCHED_BY_SOURCE: Requirement = Requirement {
+    major: 17,
+    what: "MERGE ... WHEN NOT MATCHED BY SOURCE",
+    help: "delete or update the unmatched target rows in a separate statement",
+};
+
+const SET_EXPRESSION: Requirement = Requirement {
+    major: 17,
+    what: "ALTER COLUMN ... SET EXPRESSION",
+    help: "drop the generated column and add it again with the new expression",
+};
+
+const SET_ACCESS_METHOD_DEFAULT: Requirement = Requirement {
+    major: 17,
+    what: "ALTER TABLE ... SET ACCESS METHOD DEFAULT",
+    help: "name the access method, e.g. SET ACCESS METHOD heap",
+};
+
+const SQL_JSON_QUERY_FUNCTIONS: Requirement = Requirement {
+    major: 17,
+    what: "SQL/JSON query functions (JSON_TABLE, JSON_QUERY, JSON_VALUE, JSON_EXISTS, JSON(), JSON_SCALAR, JSON_SERIALIZE)",
+    help: "use jsonb_path_query, jsonb_path_exists, ->> and jsonb_to_recordset",
+};
+
 const UNALIASED_SUBQUERY: Requirement = Requirement {
     major: 16,
     what: "a subquery in FROM without an alias",
@@ -85,7 +133,28 @@ pub(crate) fn requirements(node: &NodeEnum) -> Vec<Requirement> {
         NodeEnum::ReindexStmt(s) if ast::has_option(&s.params, "concurrently") => {
             found.push(REINDEX_CONCURRENTLY);
         }
-        NodeEnum::MergeStmt(_) => found.push(MERGE),
+        NodeEnum::IndexStmt(s) if s.nulls_not_distinct => found.push(NULLS_NOT_DISTINCT),
+        NodeEnum::CreateStmt(s) => {
+            let column_constraints = s.table_elts.iter().filter_map(|n| match &n.node {
+                Some(NodeEnum::ColumnDef(c)) => Some(c.constraints.iter()),
+                _ => None,
+            });
+            let any = column_constraints
+                .flatten()
+                .chain(s.table_elts.iter())
+                .chain(s.constraints.iter())
+                .filter_map(ast::as_constraint)
+                .any(|c| c.nulls_not_distinct);
+            if any {
+                found.push(NULLS_NOT_DISTINCT);
+            }
+        }
+        NodeEnum::MergeStmt(s) => {
+            found.push(MERGE);
+            if !s.returning_list.is_empty() {
+                found.push(MERGE_RETURNING);
+            }
+        }
         NodeEnum::AlterTableStmt(s) if s.objtype == ObjectType::ObjectTable as i32 => {
             for cmd in s.cmds.iter().filter_map(|n| match &n.node {
                 Some(NodeEnum::AlterTableCmd(c)) => Some(c.as_ref()),
@@ -93,28 +162,67 @@ pub(crate) fn requirements(node: &NodeEnum) -> Vec<Requirement> {
             }) {
                 let subtype =
                     AlterTableType::try_from(cmd.subtype).unwrap_or(AlterTableType::Undefined);
-                if subtype == AlterTableType::AtDetachPartition
-                    && ast::partition_cmd(cmd).is_some_and(|p| p.concurrent)
-                {
-                    found.push(DETACH_CONCURRENTLY);
-                }
-                if subtype == AlterTableType::AtAddConstraint {
-                    if let Some(c) = cmd.def.as_deref().and_then(ast::as_constraint) {
-                        if c.contype == ConstrType::ConstrNotnull as i32 && c.skip_validation {
-                            found.push(NOT_NULL_NOT_VALID);
+                match subtype {
+                    AlterTableType::AtDetachPartition
+                        if ast::partition_cmd(cmd).is_some_and(|p| p.concurrent) =>
+                    {
+                        found.push(DETACH_CONCURRENTLY);
+                    }
+                    AlterTableType::AtAddConstraint => {
+                        if let Some(c) = cmd.def.as_deref().and_then(ast::as_constraint) {
+                            if c.contype == ConstrType::ConstrNotnull as i32 && c.skip_validation {
+                                found.push(NOT_NULL_NOT_VALID);
+                            }
+                            if c.nulls_not_distinct {
+                                found.push(NULLS_NOT_DISTINCT);
+                            }
                         }
                     }
+                    AlterTableType::AtAddColumn => {
+                        if let Some(col) = cmd.def.as_deref().and_then(ast::as_column_def) {
+                            if col
+                                .constraints
+                                .iter()
+                                .filter_map(ast::as_constraint)
+                                .any(|c| c.nulls_not_distinct)
+                            {
+                                found.push(NULLS_NOT_DISTINCT);
+                            }
+                        }
+                    }
+                    AlterTableType::AtSetAccessMethod => found.push(if cmd.name.is_empty() {
+                        SET_ACCESS_METHOD_DEFAULT
+                    } else {
+                        SET_ACCESS_METHOD
+                    }),
+                    AlterTableType::AtSetExpression => found.push(SET_EXPRESSION),
+                    _ => {}
                 }
             }
         }
         _ => {}
     }
-    let unaliased = node
-        .nodes()
-        .iter()
-        .any(|(n, ..)| matches!(n, NodeRef::RangeSubselect(s) if s.alias.is_none()));
-    if unaliased {
-        found.push(UNALIASED_SUBQUERY);
+    for (n, ..) in node.nodes() {
+        match n {
+            NodeRef::RangeSubselect(s) if s.alias.is_none() => found.push(UNALIASED_SUBQUERY),
+            NodeRef::MergeWhenClause(w)
+                if w.match_kind == MergeMatchKind::MergeWhenNotMatchedBySource as i32 =>
+            {
+                found.push(NOT_MATCHED_BY_SOURCE);
+            }
+            NodeRef::JsonObjectConstructor(_)
+            | NodeRef::JsonArrayConstructor(_)
+            | NodeRef::JsonArrayQueryConstructor(_)
+            | NodeRef::JsonObjectAgg(_)
+            | NodeRef::JsonArrayAgg(_)
+            | NodeRef::JsonIsPredicate(_) => found.push(SQL_JSON_CONSTRUCTORS),
+            NodeRef::JsonFuncExpr(_)
+            | NodeRef::JsonTable(_)
+            | NodeRef::JsonParseExpr(_)
+            | NodeRef::JsonScalarExpr(_)
+            | NodeRef::JsonSerializeExpr(_) => found.push(SQL_JSON_QUERY_FUNCTIONS),
+            _ => {}
+        }
     }
     found.sort_by_key(|r| r.major);
     found.dedup();
@@ -191,7 +299,49 @@ mod tests {
             needs("INSERT INTO a SELECT * FROM (SELECT 1 FROM t) WHERE true"),
             vec![16]
         );
+        assert_eq!(
+            needs("CREATE UNIQUE INDEX i ON t (a) NULLS NOT DISTINCT"),
+            vec![15]
+        );
+        assert_eq!(
+            needs("ALTER TABLE t ADD CONSTRAINT u UNIQUE NULLS NOT DISTINCT (a)"),
+            vec![15]
+        );
+        assert_eq!(
+            needs("CREATE TABLE n (a int UNIQUE NULLS NOT DISTINCT)"),
+            vec![15]
+        );
+        assert_eq!(needs("ALTER TABLE t SET ACCESS METHOD heap"), vec![15]);
+        assert_eq!(needs("ALTER TABLE t SET ACCESS METHOD DEFAULT"), vec![17]);
+        assert_eq!(
+            needs("CREATE VIEW v AS SELECT JSON_OBJECT('id' VALUE id), id IS JSON FROM t"),
+            vec![16]
+        );
+        assert_eq!(
+            needs("SELECT JSON_VALUE(j, '$.a'), JSON_QUERY(j, '$') FROM t"),
+            vec![17]
+        );
+        assert_eq!(
+            needs("SELECT * FROM JSON_TABLE('[1]'::jsonb, '$[*]' COLUMNS (x int PATH '$')) AS jt"),
+            vec![17]
+        );
+        assert_eq!(
+            needs(
+                "MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING RETURNING u.id"
+            ),
+            vec![15, 17]
+        );
+        assert_eq!(
+            needs("MERGE INTO u USING t ON u.id = t.id WHEN NOT MATCHED BY SOURCE THEN DELETE"),
+            vec![15, 17]
+        );
+        assert_eq!(
+            needs("ALTER TABLE g ALTER COLUMN d SET EXPRESSION AS (a * 3)"),
+            vec![17]
+        );
         assert!(needs("SELECT * FROM (SELECT 1) AS s").is_empty());
+        assert!(needs("SELECT json_build_object('a', 1), json_object('{a,1}')").is_empty());
+        assert!(needs("CREATE UNIQUE INDEX i ON t (a)").is_empty());
         assert!(needs("ALTER TABLE p DETACH PARTITION p1").is_empty());
     }
 

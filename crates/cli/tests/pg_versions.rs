@@ -367,3 +367,50 @@ fn plan_claims_the_lock_modes_of_the_major_it_plans_for() {
         "online on PostgreSQL {major} with pg_version = {other}"
     );
 }
+
+#[test]
+fn lint_flags_sql_the_servers_major_rejects() {
+    let major = major_under_test();
+    let db = lull_sandbox::testing::TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.sql"),
+        "MERGE INTO u USING t ON u.id = t.id WHEN MATCHED THEN DO NOTHING;\n",
+    )
+    .unwrap();
+    let lint = |extra: &[&str]| {
+        let out = lull(dir.path())
+            .env("DATABASE_URL", db.url())
+            .args(["lint", "--format", "json"])
+            .args(extra)
+            .arg("m.sql")
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let messages: Vec<String> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "requires-newer-postgres")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect();
+        (messages, out.status.code())
+    };
+    // The server's own major is the target (tests/locks.rs proves that 14
+    // refuses MERGE and 15 on run it).
+    let (messages, code) = lint(&[]);
+    if major < 15 {
+        assert_eq!(
+            messages,
+            [format!("MERGE needs PostgreSQL 15; the target is {major}")]
+        );
+        assert_eq!(code, Some(1));
+    } else {
+        assert!(messages.is_empty(), "{messages:?}");
+    }
+    // --pg-version names the target whatever the server.
+    let (messages, code) = lint(&["--pg-version", "14"]);
+    assert_eq!(messages, ["MERGE needs PostgreSQL 15; the target is 14"]);
+    assert_eq!(code, Some(1));
+}

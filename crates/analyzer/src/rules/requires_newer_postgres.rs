@@ -24,7 +24,14 @@ What it flags
     REINDEX ... CONCURRENTLY                      needs PostgreSQL 12
     ALTER TABLE ... DETACH PARTITION CONCURRENTLY needs PostgreSQL 14
     MERGE                                         needs PostgreSQL 15
+    UNIQUE ... NULLS NOT DISTINCT                 needs PostgreSQL 15
+    ALTER TABLE ... SET ACCESS METHOD             needs PostgreSQL 15
     a subquery in FROM without an alias           needs PostgreSQL 16
+    JSON_OBJECT(k VALUE v), JSON_ARRAY, IS JSON   needs PostgreSQL 16
+    MERGE ... RETURNING, WHEN NOT MATCHED BY
+      SOURCE                                      needs PostgreSQL 17
+    ALTER COLUMN ... SET EXPRESSION               needs PostgreSQL 17
+    JSON_TABLE, JSON_QUERY, JSON_VALUE, ...       needs PostgreSQL 17
     ADD CONSTRAINT ... NOT NULL ... NOT VALID     needs PostgreSQL 18
   Without a target version lull assumes a current server and stays silent.
 
