@@ -16,7 +16,7 @@ use lsp_types::{
     WorkspaceEdit,
 };
 use lull_analyzer::{
-    fix, lint, parse, rules, Finding, FixOptions, LintOptions, LintReport, LockMode, Severity,
+    fix, lint, parse_for, rules, Finding, FixOptions, LintOptions, LintReport, LockMode, Severity,
     SourceFile, FIXABLE_RULES,
 };
 use lull_config::{find_config, Config};
@@ -145,7 +145,7 @@ impl Project {
         let offset = byte_offset(file, position)?;
         let report = lint(&run.files, &opts);
         let mut parts = Vec::new();
-        if let Ok(statements) = parse(&file.sql) {
+        if let Ok(statements) = parse_for(&file.sql, opts.pg_version) {
             // The statement runs until the next one starts (its `;` and
             // trailing comment belong to it).
             let index = statements.iter().rposition(|s| s.span.start <= offset);
