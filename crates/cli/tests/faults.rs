@@ -947,3 +947,54 @@ fn server_restart_mid_step_then_rerun_applies_once() {
         assert_eq!(p.counter(), 11, "{mode}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The index build's backend is terminated.
+
+/// `pg_terminate_backend` on the backend building an index step's index:
+/// lull retries on a new connection, drops the dead INVALID leftover and
+/// builds again; one valid index, the migration applied once.
+#[test]
+fn terminated_index_build_is_retried_and_applied_once() {
+    let p = Project::new();
+    p.sql("create table t (a int); insert into t select generate_series(1, 1000)");
+    p.write(
+        "001_index.sql",
+        "create index concurrently t_a on t (a);\nupdate counter set n = n + 1;\n",
+    );
+    // The snapshot is on another table, so dropping the leftover (which
+    // waits for sessions locking `t`) does not wait for it; the builds do.
+    let (release, handle) = hold(
+        p.db.url(),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM counter",
+    );
+    let run = p.spawn(&["migrate"]);
+    p.wait_until(&build_waiting("t_a"), Duration::from_secs(60));
+    let first: i32 = p
+        .client()
+        .query_one(
+            "SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass('t_a')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    p.sql(&format!("SELECT pg_terminate_backend({first})"));
+    // A new try, on another backend, waits for the same snapshot.
+    p.wait_until(
+        &format!(
+            "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index \
+             WHERE index_relid = to_regclass('t_a') AND pid <> {first} \
+               AND phase = 'waiting for old snapshots')"
+        ),
+        Duration::from_secs(120),
+    );
+    release.send(()).unwrap();
+    handle.join().unwrap();
+    let out = run.wait_with_output().unwrap();
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("dropped INVALID index t_a"), "{msg}");
+    assert_eq!(indexes_of_t(&p), [("t_a".to_string(), true)], "{msg}");
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}
