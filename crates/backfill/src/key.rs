@@ -166,11 +166,14 @@ impl Key {
             .join(", ")
     }
 
-    /// `a::text, b::text`.
+    /// `a::text AS "lull key 1", b::text AS "lull key 2"`. The aliases
+    /// matter: a bare `ORDER BY a` picks an output column named `a` before
+    /// the table's column, and would then sort the keys as text.
     pub fn as_text(&self) -> String {
         self.columns
             .iter()
-            .map(|c| format!("{}::text", quote_ident(&c.name)))
+            .enumerate()
+            .map(|(i, c)| format!("{}::text AS \"lull key {}\"", quote_ident(&c.name), i + 1))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -221,6 +224,9 @@ mod tests {
             "('1'::integer, 'it''s'::text)"
         );
         assert_eq!(k.order(true), "\"Tenant\" DESC, \"order\" DESC");
-        assert_eq!(k.as_text(), "\"Tenant\"::text, \"order\"::text");
+        assert_eq!(
+            k.as_text(),
+            "\"Tenant\"::text AS \"lull key 1\", \"order\"::text AS \"lull key 2\""
+        );
     }
 }

@@ -330,7 +330,7 @@ async fn create(
             let rows = client
                 .query(
                     &format!(
-                        "SELECT DISTINCT ON ({col}) {col}::text, {col} IS NULL, {text} FROM {table} \
+                        "SELECT DISTINCT ON ({col}) {col}::text AS \"lull tenant\", {col} IS NULL, {text} FROM {table} \
                          ORDER BY {col}, {}",
                         p.key.order(true)
                     ),
@@ -604,6 +604,16 @@ async fn hold(
     let mut since: Option<Instant> = None;
     let mut reported: Vec<String> = Vec::new();
     loop {
+        // A signal that cannot be read holds, but a connection that is
+        // gone (server restart, network) can never read one again: stop,
+        // so that a new run resumes after the last committed batch.
+        if client.is_closed() {
+            return Err(BackfillError::Db {
+                context: "checking the backfill's health signals".into(),
+                message: "the connection to the server was lost".into(),
+                code: None,
+            });
+        }
         let (holds, control) = throttle::check(client, tables, id, p.info.oid, opts.policy).await;
         if control == Control::Cancel {
             return Err(BackfillError::Cancelled {

@@ -36,6 +36,15 @@ pub enum Event {
         /// Steps already done by an earlier, interrupted run.
         resumed_after: usize,
     },
+    /// Progress of a backfill step.
+    Backfill {
+        /// Migration version.
+        version: String,
+        /// 1-based step number.
+        step: usize,
+        /// What the backfill reports.
+        progress: lull_backfill::BackfillEvent,
+    },
     /// A step starts.
     StepStarted {
         /// Migration version.

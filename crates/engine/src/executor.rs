@@ -11,6 +11,10 @@
 //!   jitter; a statement timeout (57014) fails clearly.
 //! - `index` steps run on their own autocommit connection;
 //!   `CREATE INDEX CONCURRENTLY` goes through [`crate::index_build`].
+//! - `backfill` steps run through `lull_backfill`: keyset batches, each
+//!   its own transaction with its progress; a table without a usable key
+//!   (known only now) runs the statement as written under the dml policy,
+//!   with a warning.
 //! - naive steps run as written: no settings, no retries.
 //!
 //! Session settings are `SET LOCAL` (or `SET` then `RESET` on autocommit
@@ -109,6 +113,8 @@ pub struct Executor<'a> {
     pub url: &'a str,
     /// The policies.
     pub policies: &'a Policies,
+    /// `[backfill]`: batch sizing and holds of backfill steps.
+    pub backfill: &'a lull_config::BackfillPolicy,
     /// lull's state tables.
     pub state: &'a State,
     /// Where events go.
@@ -128,6 +134,7 @@ impl Executor<'_> {
     /// included, for the last step).
     pub async fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
         match (ctx.step.kind, ctx.step.policy) {
+            (StepKind::Backfill, _) => self.backfill(ctx).await,
             (StepKind::Transaction, PolicyClass::None) => self.naive(ctx, true).await,
             (StepKind::Autocommit, PolicyClass::None) => self.naive(ctx, false).await,
             (StepKind::Transaction, PolicyClass::Dml) => self.dml(ctx).await,
@@ -583,8 +590,9 @@ impl Executor<'_> {
             if !retry || attempt > p.max_retries {
                 let hint = match code.as_deref() {
                     Some("57014") => Some(format!(
-                        "the statement ran longer than policy.dml.statement_timeout ({}); batch large \
-                         data changes (lull backfill) or raise the timeout in lull.toml",
+                        "the statement ran longer than policy.dml.statement_timeout ({}); an UPDATE or \
+                         DELETE that `lull plan` does not show as a backfill step can run in batches with \
+                         `lull backfill run --sql \"...\"` outside the migration; or raise the timeout in lull.toml",
                         crate::events::human(p.statement_timeout.std())
                     )),
                     _ if retry => Some(format!("gave up after {} retries; re-run when the database is quieter", p.max_retries)),
@@ -602,6 +610,68 @@ impl Executor<'_> {
             });
             tokio::time::sleep(sleep).await;
         }
+    }
+
+    /// A batched UPDATE/DELETE. The backfill's name is the migration's
+    /// version and step, so a resumed run continues the same walk (and a
+    /// finished one is only recorded done).
+    async fn backfill(&self, ctx: &StepContext<'_>) -> Result<StepOutcome, EngineError> {
+        let stmt = &ctx.step.statements[0];
+        let per = stmt.backfill.as_ref().and_then(|b| b.per.clone());
+        match lull_backfill::prepare(self.work, &stmt.sql, per.as_deref()).await {
+            Ok(_) => {}
+            Err(lull_backfill::BackfillError::NotBatchable { reason }) => {
+                (self.events)(&Event::Warning {
+                    message: format!(
+                        "migration {} step {}: not batched, runs as one statement: {reason}",
+                        ctx.version, ctx.step.number
+                    ),
+                });
+                return self.dml(ctx).await;
+            }
+            Err(e) => return Err(backfill_error(e)),
+        }
+        let sql = ctx.step.sql();
+        self.state
+            .step_running(
+                self.work,
+                ctx.version,
+                ctx.direction.as_str(),
+                ctx.step.number,
+                ctx.step.kind.as_str(),
+                &sql,
+            )
+            .await?;
+        let spec = lull_backfill::Spec {
+            name: format!("migration {} step {}", ctx.version, ctx.step.number),
+            sql: stmt.sql.clone(),
+            per,
+            batch_size: None,
+        };
+        let events = self.events.clone();
+        let version = ctx.version.to_string();
+        let step = ctx.step.number;
+        let sink = move |e: &lull_backfill::BackfillEvent| {
+            events(&Event::Backfill {
+                version: version.clone(),
+                step,
+                progress: e.clone(),
+            })
+        };
+        let opts = lull_backfill::Options {
+            schema: self.state.schema(),
+            policy: self.backfill,
+            dml: &self.policies.dml,
+            events: &sink,
+        };
+        lull_backfill::run(self.work, &spec, &opts)
+            .await
+            .map_err(backfill_error)?;
+        self.record_autocommit_done(ctx, 1).await?;
+        Ok(StepOutcome {
+            tries: 1,
+            warning: None,
+        })
     }
 
     /// A statement that cannot run in a transaction but is not index work
@@ -959,5 +1029,22 @@ impl Executor<'_> {
         } else {
             validity == Some(true)
         })
+    }
+}
+
+/// A backfill error as the engine reports it.
+fn backfill_error(e: lull_backfill::BackfillError) -> EngineError {
+    use lull_backfill::BackfillError as B;
+    let kind = match &e {
+        B::Refused { .. } => crate::error::ErrorKind::Refused,
+        B::Invalid { .. } | B::NotBatchable { .. } => crate::error::ErrorKind::Error,
+        B::Db { .. } | B::Cancelled { .. } | B::BatchFailed { .. } => {
+            crate::error::ErrorKind::Failed
+        }
+    };
+    EngineError::Other {
+        hint: e.hint(),
+        message: e.to_string(),
+        kind,
     }
 }

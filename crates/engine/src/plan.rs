@@ -25,6 +25,14 @@
 //!   while the migration is recorded as applied, so the file is refused
 //!   before anything runs. `ROLLBACK TO SAVEPOINT` is left alone.
 //!
+//! A single-table `UPDATE` or `DELETE` of a table that existed before the
+//! migration becomes a `backfill` step of its own, run in keyset batches
+//! by `lull_backfill` (`-- lull:no-batch` before it keeps it one statement;
+//! `-- lull:backfill per=COLUMN` walks each tenant in its own batches). A
+//! statement that cannot be batched safely stays as written, with a note
+//! saying why; whether the table has a usable key is only known at run
+//! time, and without one the step runs as written with a warning.
+//!
 //! The plan depends only on the files and the options, never on the live
 //! database, so an interrupted run resumes against the same steps. (The
 //! target major in the options changes only the lock modes claimed, never
@@ -105,6 +113,9 @@ pub enum StepKind {
     Transaction,
     /// One statement outside any transaction.
     Autocommit,
+    /// One UPDATE/DELETE run in keyset batches, each batch its own
+    /// transaction with its progress (see `lull_backfill`).
+    Backfill,
 }
 
 impl StepKind {
@@ -113,6 +124,7 @@ impl StepKind {
         match self {
             StepKind::Transaction => "transaction",
             StepKind::Autocommit => "autocommit",
+            StepKind::Backfill => "backfill",
         }
     }
 }
@@ -184,6 +196,17 @@ pub struct PlannedStatement {
     pub line: usize,
     /// Its risk.
     pub risk: Risk,
+    /// For a `backfill` step: how it is batched.
+    pub backfill: Option<BackfillPlan>,
+}
+
+/// How a backfill step walks its table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackfillPlan {
+    /// `-- lull:backfill per=COLUMN`: each value in its own batches.
+    pub per: Option<String>,
+    /// The batched form, with placeholders for the key found at run time.
+    pub batched: String,
 }
 
 /// A unit of work that commits (or not) as a whole.
@@ -442,6 +465,7 @@ fn naive_steps(m: &Migration, file: &SqlFile, parsed: &[Statement]) -> Vec<Step>
         best_effort: false,
         line: 1 + file.line_offset,
         risk,
+        backfill: None,
     };
     vec![Step {
         number: 1,
@@ -550,6 +574,68 @@ fn planned(s: &Statement, line: usize, best_effort: bool, risk: Risk) -> Planned
         best_effort,
         line,
         risk,
+        backfill: None,
+    }
+}
+
+/// What the comments before a statement say about batching it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BatchMarkers {
+    /// `-- lull:no-batch`.
+    no_batch: bool,
+    /// `-- lull:backfill per=COLUMN`.
+    per: Option<String>,
+}
+
+fn batch_markers(gap: &str) -> BatchMarkers {
+    let mut m = BatchMarkers::default();
+    for line in gap.lines() {
+        let Some(rest) = line.trim().strip_prefix("--") else {
+            continue;
+        };
+        let rest = rest.trim();
+        if rest.eq_ignore_ascii_case("lull:no-batch") {
+            m.no_batch = true;
+        } else if let Some(args) = rest.strip_prefix("lull:backfill") {
+            for arg in args.split_whitespace() {
+                if let Some(col) = arg.strip_prefix("per=") {
+                    m.per = Some(col.trim_matches('"').to_string());
+                }
+            }
+        }
+    }
+    m
+}
+
+/// The backfill step for a statement, or why it stays as written
+/// (`Err(None)`: not an UPDATE/DELETE of an existing table at all).
+fn backfill_form(
+    s: &Statement,
+    new: &NewRelations,
+    markers: &BatchMarkers,
+) -> Result<BackfillPlan, Option<String>> {
+    let table = match s.ast() {
+        lull_analyzer::NodeEnum::UpdateStmt(u) => u.relation.as_ref(),
+        lull_analyzer::NodeEnum::DeleteStmt(d) => d.relation.as_ref(),
+        _ => return Err(None),
+    };
+    let Some(rel) = table else { return Err(None) };
+    let name = if rel.schemaname.is_empty() {
+        rel.relname.clone()
+    } else {
+        format!("{}.{}", rel.schemaname, rel.relname)
+    };
+    if new.contains(&name) || markers.no_batch {
+        return Err(None);
+    }
+    match lull_backfill::analyze(&s.text) {
+        Ok(b) => Ok(BackfillPlan {
+            batched: lull_backfill::describe(&b, markers.per.as_deref()),
+            per: markers.per.clone(),
+        }),
+        Err(e) => Err(Some(format!(
+            "not batched, runs as one statement: {e} (`-- lull:no-batch` silences this)"
+        ))),
     }
 }
 
@@ -584,6 +670,27 @@ fn safe_steps(
             continue;
         }
         let best_effort = best_effort_marker(gap);
+        let mut not_batched = None;
+        if rewrites && !explicit_block {
+            match backfill_form(s, &new, &batch_markers(gap)) {
+                Ok(plan) => {
+                    let mut p = planned(s, line, false, statement_risk(s, &new));
+                    p.original = Some(s.text.clone());
+                    p.rewrite = Some("batched-backfill");
+                    p.note = Some(format!(
+                        "keyset batches over the table's key (primary key or unique NOT NULL \
+                         column), one transaction each, progress recorded in it: {}",
+                        plan.batched
+                    ));
+                    p.backfill = Some(plan);
+                    b.flush();
+                    b.push(StepKind::Backfill, PolicyClass::Dml, vec![p]);
+                    new.record(s);
+                    continue;
+                }
+                Err(reason) => not_batched = reason,
+            }
+        }
         let form = if rewrites && !explicit_block {
             safe_form(s, &new)
         } else {
@@ -591,7 +698,8 @@ fn safe_steps(
         };
         match form {
             None => {
-                let p = planned(s, line, best_effort, statement_risk(s, &new));
+                let mut p = planned(s, line, best_effort, statement_risk(s, &new));
+                p.note = not_batched;
                 if explicit_block {
                     b.run.push(p);
                 } else if !s.facts.transactional || m.no_transaction {
@@ -669,6 +777,86 @@ mod tests {
             no_transaction: false,
             checksum: String::new(),
         }
+    }
+
+    fn plan(sql: &str) -> MigrationPlan {
+        plan_migration(&migration(sql), Direction::Up, &PlanOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn an_update_of_an_existing_table_is_its_own_backfill_step() {
+        let p = plan(
+            "ALTER TABLE t ADD COLUMN b int;\n\
+             UPDATE t SET b = a * 2 WHERE b IS NULL;\n\
+             ALTER TABLE t ALTER COLUMN b SET DEFAULT 0;",
+        );
+        let kinds: Vec<StepKind> = p.steps.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                StepKind::Transaction,
+                StepKind::Backfill,
+                StepKind::Transaction
+            ]
+        );
+        let s = &p.steps[1].statements[0];
+        assert_eq!(s.rewrite, Some("batched-backfill"));
+        assert_eq!(s.sql, "UPDATE t SET b = a * 2 WHERE b IS NULL");
+        let bf = s.backfill.as_ref().unwrap();
+        assert_eq!(bf.per, None);
+        assert!(
+            bf.batched.contains("key > $last AND key <= $batch_end"),
+            "{}",
+            bf.batched
+        );
+    }
+
+    #[test]
+    fn markers_and_new_tables_and_refusals() {
+        let p = plan(
+            "-- lull:backfill per=tenant_id\nUPDATE a SET x = 1;\n\
+             -- lull:no-batch\nUPDATE b SET x = 1;\n\
+             CREATE TABLE c (id int primary key, x int);\nUPDATE c SET x = 1;\n\
+             DELETE FROM d RETURNING id;",
+        );
+        let first = &p.steps[0];
+        assert_eq!(first.kind, StepKind::Backfill);
+        assert_eq!(
+            first.statements[0]
+                .backfill
+                .as_ref()
+                .unwrap()
+                .per
+                .as_deref(),
+            Some("tenant_id")
+        );
+        assert!(p.steps[1..].iter().all(|s| s.kind == StepKind::Transaction));
+        let returning = p
+            .steps
+            .iter()
+            .flat_map(|s| &s.statements)
+            .find(|s| s.sql.starts_with("DELETE"))
+            .unwrap();
+        assert!(
+            returning
+                .note
+                .as_deref()
+                .unwrap_or("")
+                .contains("RETURNING"),
+            "{:?}",
+            returning.note
+        );
+        // Naive mode and --no-rewrites never batch.
+        let plain = plan_migration(
+            &migration("UPDATE a SET x = 1;"),
+            Direction::Up,
+            &PlanOptions {
+                rewrites: false,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plain.steps[0].kind, StepKind::Transaction);
     }
 
     #[test]

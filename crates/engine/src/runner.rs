@@ -37,6 +37,8 @@ pub struct RunnerOptions {
     pub schema: String,
     /// Lock policies per statement class.
     pub policies: Policies,
+    /// `[backfill]`: how backfill steps batch and hold.
+    pub backfill: lull_config::BackfillPolicy,
     /// Safe (lull's way) or naive (as written).
     pub mode: Mode,
     /// Apply the safe-by-default rewrites (safe mode only).
@@ -64,6 +66,7 @@ impl RunnerOptions {
             url: url.into(),
             schema: "lull".into(),
             policies: Policies::default(),
+            backfill: lull_config::BackfillPolicy::default(),
             mode: Mode::Safe,
             rewrites: true,
             lock_wait: Duration::ZERO,
@@ -1117,6 +1120,7 @@ impl Runner {
         let executor = Executor {
             url: &self.opts.url,
             policies: &self.opts.policies,
+            backfill: &self.opts.backfill,
             state: &self.state,
             events: self.events.clone(),
             work: &session.work,
@@ -1306,7 +1310,7 @@ impl Runner {
                     )
                     .await
                     .is_ok(),
-                StepKind::Autocommit => self
+                StepKind::Autocommit | StepKind::Backfill => self
                     .state
                     .note_error(
                         &client,
@@ -1343,6 +1347,9 @@ impl Runner {
                 }
                 StepKind::Autocommit => "run `lull migrate` again once the server is reachable; it checks \
                      whether the step took effect before running anything"
+                    .into(),
+                StepKind::Backfill => "run `lull migrate` again once the server is reachable; the backfill \
+                     resumes after its last committed batch (each batch commits with its progress)"
                     .into(),
             }),
             kind: ErrorKind::Failed,

@@ -1,5 +1,6 @@
 //! One module per command (or command group).
 
+pub mod backfill;
 pub mod baseline;
 pub mod completions;
 pub mod config;

@@ -217,6 +217,8 @@ fn print_plan(plan: &MigrationPlan, policies: &Policies) {
                     s.note.as_deref().unwrap_or("")
                 );
                 println!("      written as: {}", lull_engine::excerpt(original, 120));
+            } else if let Some(note) = &s.note {
+                println!("      note: {note}");
             }
             if s.best_effort {
                 println!("      best effort: a final failure is a warning and a pending-index row");

@@ -160,6 +160,7 @@ impl Setup {
         let mut opts = RunnerOptions::new(url);
         opts.schema = self.config.schema().to_string();
         opts.policies = self.config.policies();
+        opts.backfill = self.config.backfill();
         opts.rewrites = !run.no_rewrites;
         opts.lock_wait = run.lock_wait.std();
         opts.allow_changed = run.allow_changed;
@@ -475,9 +476,106 @@ impl RenderState {
                     human(*elapsed)
                 ));
             }
+            Event::Backfill { step, progress, .. } => self.backfill(*step, progress, tty),
             Event::Warning { message } => {
                 self.finish_bar();
                 self.line(format!("{} {message}", "warning:".yellow().bold()));
+            }
+        }
+    }
+}
+
+impl RenderState {
+    /// A backfill step: a bar of rows walked on terminals, lines for
+    /// starts, holds, tenants and the end.
+    fn backfill(&mut self, step: usize, e: &lull_backfill::BackfillEvent, tty: bool) {
+        use lull_backfill::BackfillEvent as B;
+        match e {
+            B::Started {
+                key,
+                per,
+                estimate,
+                rows_done,
+                rows_scanned,
+                resumed,
+                batch_size,
+                ..
+            } => {
+                let per = per
+                    .as_ref()
+                    .map(|p| format!(", per {p}"))
+                    .unwrap_or_default();
+                let resumed = if *resumed {
+                    format!(", resuming after {rows_done} rows")
+                } else {
+                    String::new()
+                };
+                self.line(format!(
+                    "  step {step}: backfill by ({}){per}, batches of {batch_size}{resumed}",
+                    key.join(", ")
+                ));
+                if tty {
+                    let bar = match estimate {
+                        Some(n) if *n > 0 => ProgressBar::new(*n as u64),
+                        _ => ProgressBar::new_spinner(),
+                    };
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  {bar:30} {pos}/~{len} rows walked, {per_sec}, ETA {eta} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_position(*rows_scanned as u64);
+                    bar.enable_steady_tick(Duration::from_millis(250));
+                    self.bar = Some(bar);
+                }
+            }
+            B::Batch {
+                total_rows,
+                total_scanned,
+                ..
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*total_scanned as u64);
+                    bar.set_message(format!("{total_rows} changed"));
+                }
+            }
+            B::Held { reasons } => {
+                self.line(format!("  step {step}: holding: {}", reasons.join("; ")))
+            }
+            B::Released { held } => {
+                self.line(format!("  step {step}: released after {}", human(*held)))
+            }
+            B::Split { from, to } => self.line(format!(
+                "  step {step}: a batch of {from} hit [backfill] batch_timeout; retrying with {to}"
+            )),
+            B::Retry {
+                attempt,
+                error,
+                sleep,
+            } => self.line(format!(
+                "  step {step}: batch try {attempt} failed ({error}); retrying in {}",
+                human(*sleep)
+            )),
+            B::PartDone {
+                tenant: Some(t),
+                rows,
+                ..
+            } => self.line(format!("  step {step}: tenant {t} done, {rows} rows")),
+            B::PartDone { .. } => {}
+            B::Finished {
+                rows,
+                batches,
+                remaining,
+                ..
+            } => {
+                self.finish_bar();
+                let remaining = remaining
+                    .map(|n| format!(", {n} rows still match its WHERE"))
+                    .unwrap_or_default();
+                self.line(format!(
+                    "  step {step}: backfill changed {rows} rows in {batches} batches{remaining}"
+                ));
             }
         }
     }
