@@ -236,7 +236,7 @@ fn terminated_lock_session_fences_the_step() {
     let p = Project::new();
     p.write(
         "001_bump.sql",
-        "update counter set n = n + 1;\nselect pg_sleep(4);\n",
+        "-- lull:no-batch (one transaction with the sleep)\nupdate counter set n = n + 1;\nselect pg_sleep(4);\n",
     );
     let first = p.spawn(&["migrate"]);
     p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
@@ -317,7 +317,7 @@ fn killed_autocommit_dml_is_never_rerun_blindly() {
     let p = Project::new();
     p.write(
         "001_bump.sql",
-        "-- lull:no-transaction\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\n",
+        "-- lull:no-transaction\n-- lull:no-batch\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\n",
     );
     let mut child = p.spawn(&["migrate"]);
     p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
@@ -356,7 +356,7 @@ fn uncertain_step_marked_done_is_not_run_again() {
     let p = Project::new();
     p.write(
         "001_bump.sql",
-        "-- lull:no-transaction\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\nupdate counter set n = n + 10;\n",
+        "-- lull:no-transaction\n-- lull:no-batch\nupdate counter set n = n + 1 from (select pg_sleep(6)) s;\nupdate counter set n = n + 10;\n",
     );
     let mut child = p.spawn(&["migrate"]);
     p.wait_until(LULL_SLEEPING, Duration::from_secs(60));
@@ -388,7 +388,7 @@ fn lost_work_connection_records_the_failure() {
     let p = Project::new();
     p.write(
         "001_bump.sql",
-        "update counter set n = n + 1;\nselect pg_sleep(4);\n",
+        "-- lull:no-batch (one transaction with the sleep)\nupdate counter set n = n + 1;\nselect pg_sleep(4);\n",
     );
     let run = p.spawn(&["migrate"]);
     p.wait_until(LULL_SLEEPING, Duration::from_secs(60));

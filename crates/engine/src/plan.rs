@@ -594,7 +594,13 @@ fn batch_markers(gap: &str) -> BatchMarkers {
             continue;
         };
         let rest = rest.trim();
-        if rest.eq_ignore_ascii_case("lull:no-batch") {
+        // The marker is the first word; a reason may follow it.
+        let first = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(':');
+        if first.eq_ignore_ascii_case("lull:no-batch") {
             m.no_batch = true;
         } else if let Some(args) = rest.strip_prefix("lull:backfill") {
             for arg in args.split_whitespace() {
@@ -815,7 +821,7 @@ mod tests {
     fn markers_and_new_tables_and_refusals() {
         let p = plan(
             "-- lull:backfill per=tenant_id\nUPDATE a SET x = 1;\n\
-             -- lull:no-batch\nUPDATE b SET x = 1;\n\
+             -- lull:no-batch: small table\nUPDATE b SET x = 1;\n\
              CREATE TABLE c (id int primary key, x int);\nUPDATE c SET x = 1;\n\
              DELETE FROM d RETURNING id;",
         );
