@@ -824,7 +824,8 @@ fn deadlock_with_the_application_applies_once() {
     p.sql("create table b (id int primary key, x int not null); insert into b values (1, 0)");
     p.write(
         "001_bump.sql",
-        "update counter set n = n + 1;\nupdate b set x = x + 1;\n",
+        "-- lull:no-batch: one transaction of both\nupdate counter set n = n + 1;\n\
+         -- lull:no-batch\nupdate b set x = x + 1;\n",
     );
     let mut app = p.client();
     app.batch_execute("BEGIN; SELECT FROM b WHERE id = 1 FOR UPDATE")
@@ -917,7 +918,8 @@ fn server_restart_mid_step_then_rerun_applies_once() {
         p.sql("create table restarted (done bool)");
         p.write(
             "001_bump.sql",
-            "update counter set n = n + 1;\n\
+            "-- lull:no-batch: one transaction with the sleep\n\
+             update counter set n = n + 1;\n\
              select pg_sleep(30) where not exists (select from restarted);\n",
         );
         p.write("002_more.sql", "update counter set n = n + 10;\n");
