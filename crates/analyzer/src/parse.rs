@@ -3,8 +3,10 @@
 //!
 //! PostgreSQL's grammar gives every raw statement a location that starts
 //! right after the previous `;` (so it includes leading whitespace and
-//! comments). The scanner's tokens are used to trim that to the first and
-//! last real token, so a [`Span`] covers exactly the statement text.
+//! comments); that is trimmed to the first and last real token, so a
+//! [`Span`] covers exactly the statement text. Long files are parsed in
+//! chunks of statements, on all cores, so time and memory grow linearly
+//! with the file (see [`parse`]).
 
 use std::fmt;
 
@@ -39,15 +41,26 @@ pub struct Statement {
     /// Class, locks, rewrites, scans and more (see [`Facts`]).
     pub facts: Facts,
     #[serde(skip)]
-    pub(crate) node: NodeEnum,
+    pub(crate) node: Box<NodeEnum>,
+    /// Where the text the parser saw for this statement began in the input
+    /// (node locations count from there).
+    #[serde(skip)]
+    pub(crate) base: usize,
 }
 
 impl Statement {
     /// The statement's parse tree from the PostgreSQL parser. Node
-    /// locations inside it are byte offsets into the input given to
-    /// [`parse`], not into [`Statement::text`].
+    /// locations inside it are turned into offsets into the input given
+    /// to [`parse`] by [`Statement::offset_of`]. Of an `INSERT … VALUES`
+    /// only the target table is kept (its facts are derived first).
     pub fn ast(&self) -> &NodeEnum {
         &self.node
+    }
+
+    /// The byte offset in the input given to [`parse`] of a node
+    /// `location` from [`Statement::ast`]; `None` for an unknown (-1) one.
+    pub fn offset_of(&self, location: i32) -> Option<usize> {
+        usize::try_from(location).ok().map(|l| self.base + l)
     }
 
     /// Whether this is `BEGIN` / `START TRANSACTION`.
@@ -115,27 +128,106 @@ pub fn parse_for(sql: &str, pg_version: Option<u32>) -> Result<Vec<Statement>, P
             "input contains a NUL byte, which PostgreSQL does not accept",
         ));
     }
-    let parsed = match pg_query::parse(sql) {
-        Ok(parsed) => parsed,
-        Err(err) => return Err(locate_error(sql, err)),
-    };
-    let tokens = pg_query::scan(sql)
-        .map(|scan| scan.tokens)
-        .unwrap_or_default();
     let lines = LineIndex::new(sql);
-    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
-    for raw in &parsed.protobuf.stmts {
-        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.clone()) else {
+    let chunks = chunks(sql);
+    if chunks.len() == 1 {
+        return parse_whole(sql, &lines, major);
+    }
+    // A long file is parsed a chunk of statements at a time, so the
+    // parser's tree of one chunk, not of the whole file, is alive at once,
+    // and chunks go to all cores. A chunk that does not parse alone (a cut
+    // inside a `BEGIN ATOMIC` body, or a real syntax error) sends the whole
+    // file to the parser, which then decides as PostgreSQL would.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(chunks.len());
+    let per_thread = chunks.len().div_ceil(threads);
+    let parsed: Option<Vec<Vec<Statement>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .chunks(per_thread)
+            .map(|part| {
+                let lines = &lines;
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for &(from, to) in part {
+                        let parsed = pg_query::parse(&sql[from..to]).ok()?;
+                        collect(sql, lines, major, from, to, parsed, &mut out);
+                    }
+                    Some(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(part) => part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    match parsed {
+        Some(parts) => Ok(parts.into_iter().flatten().collect()),
+        None => parse_whole(sql, &lines, major),
+    }
+}
+
+/// Statements per chunk the parser sees at once.
+const CHUNK_STATEMENTS: usize = 512;
+
+/// The byte ranges to parse one at a time: runs of [`CHUNK_STATEMENTS`]
+/// statements, each cut right after a `;` that [`Lexer`] finds outside
+/// strings, quoted names, dollar quotes and comments. One range for a
+/// short file.
+fn chunks(sql: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    let mut count = 0;
+    for end in Lexer::new(sql).semicolons() {
+        count += 1;
+        if count == CHUNK_STATEMENTS {
+            out.push((from, end));
+            from = end;
+            count = 0;
+        }
+    }
+    if from < sql.len() || out.is_empty() {
+        out.push((from, sql.len()));
+    }
+    out
+}
+
+/// Parses `sql` in one piece (short files, and the fallback).
+fn parse_whole(sql: &str, lines: &LineIndex, major: u32) -> Result<Vec<Statement>, ParseError> {
+    let parsed = pg_query::parse(sql).map_err(|err| locate_error(sql, err))?;
+    let mut statements = Vec::new();
+    collect(sql, lines, major, 0, sql.len(), parsed, &mut statements);
+    Ok(statements)
+}
+
+/// Turns the parser's result for `sql[from..to]` into statements.
+fn collect(
+    sql: &str,
+    lines: &LineIndex,
+    major: u32,
+    from: usize,
+    to: usize,
+    parsed: pg_query::ParseResult,
+    statements: &mut Vec<Statement>,
+) {
+    statements.reserve(parsed.protobuf.stmts.len());
+    for raw in parsed.protobuf.stmts {
+        let Some(mut node) = raw.stmt.and_then(|n| n.node) else {
             continue;
         };
-        let from = usize::try_from(raw.stmt_location)
-            .unwrap_or(0)
-            .min(sql.len());
-        let to = match usize::try_from(raw.stmt_len) {
-            Ok(0) | Err(_) => sql.len(),
-            Ok(len) => (from + len).min(sql.len()),
+        let start = usize::try_from(raw.stmt_location)
+            .map_or(from, |l| from + l)
+            .min(to);
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => to,
+            Ok(len) => (start + len).min(to),
         };
-        let (start, end) = trim_range(sql, &tokens, from, to);
+        let (start, end) = trim_range(sql, start, end);
         let (line, column) = lines.position(sql, start);
         let span = Span {
             start,
@@ -144,39 +236,196 @@ pub fn parse_for(sql: &str, pg_version: Option<u32>) -> Result<Vec<Statement>, P
             column,
         };
         let facts = facts::facts_of(&node, major);
+        shed_values(&mut node);
         statements.push(Statement {
             text: sql[start..end].to_string(),
             span,
             facts,
-            node,
+            node: Box::new(node),
+            base: from,
         });
     }
-    Ok(statements)
 }
 
-/// The byte range of the real tokens between `from` and `to`, skipping
-/// whitespace and comments on both ends. Tokens are in input order, so
-/// the range is found by binary search: a file of many statements costs
-/// a logarithmic look-up per statement, not a scan from the start.
-fn trim_range(sql: &str, tokens: &[ScanToken], from: usize, to: usize) -> (usize, usize) {
-    let real = |t: &&ScanToken| {
-        let (s, e) = (t.start as usize, t.end as usize);
-        s >= from && e <= to && !is_comment(t)
+/// Keeps of an `INSERT … VALUES` only its target table once its facts are
+/// known: no rule reads the rows, and a data migration of many such
+/// statements would otherwise keep every row's tree in memory.
+fn shed_values(node: &mut NodeEnum) {
+    let NodeEnum::InsertStmt(insert) = node else {
+        return;
     };
-    let lo = tokens.partition_point(|t| (t.start as usize) < from);
-    let hi = tokens.partition_point(|t| (t.start as usize) < to);
-    let window = &tokens[lo..hi.max(lo)];
-    let first = window.iter().find(real);
-    let last = window.iter().rev().find(real);
-    match (first, last) {
-        (Some(first), Some(last)) => (first.start as usize, last.end as usize),
-        _ => {
-            // No tokens (the scanner failed): fall back to whitespace.
-            let text = &sql[from..to];
-            let start = from + (text.len() - text.trim_start().len());
-            let end = from + text.trim_end().len();
-            (start, end.max(start))
+    let values = matches!(
+        insert.select_stmt.as_ref().and_then(|s| s.node.as_ref()),
+        Some(NodeEnum::SelectStmt(select)) if !select.values_lists.is_empty()
+    );
+    if values && insert.returning_list.is_empty() && insert.with_clause.is_none() {
+        *node = NodeEnum::InsertStmt(Box::new(pg_query::protobuf::InsertStmt {
+            relation: insert.relation.take(),
+            ..Default::default()
+        }));
+    }
+}
+
+/// The byte range of the real tokens between `from` and `to`: the parser
+/// gives a statement everything after the previous `;`, so leading
+/// whitespace and comments are skipped, and trailing ones (before a `;`,
+/// or at the end of the input) dropped.
+fn trim_range(sql: &str, from: usize, to: usize) -> (usize, usize) {
+    let start = Lexer::new(&sql[..to]).skip_blank(from);
+    let text = &sql[start..to];
+    let trimmed = text.trim_end_matches(|c: char| c.is_ascii_whitespace());
+    let end = start + trimmed.len();
+    // Only a tail that may end in a comment needs the real scanner.
+    let last_line = &trimmed[trimmed.rfind('\n').map_or(0, |i| i + 1)..];
+    if !(trimmed.ends_with("*/") || last_line.contains("--")) {
+        return (start, end);
+    }
+    match pg_query::scan(trimmed) {
+        Ok(scan) => match scan.tokens.iter().rev().find(|t| !is_comment(t)) {
+            Some(last) => (start, start + last.end as usize),
+            None => (start, start),
+        },
+        Err(_) => (start, end),
+    }
+}
+
+/// Just enough of PostgreSQL's lexical rules to find the `;` that end
+/// statements and to skip whitespace and comments: quoted strings
+/// (`'…'` with `''`, `E'…'` with backslash escapes), quoted names,
+/// dollar quotes, `--` and nested `/* */` comments. It only chooses where
+/// to cut a long file and where a statement's text begins; the parser
+/// checks every piece, and a wrong cut makes a piece fail to parse.
+struct Lexer<'a> {
+    sql: &'a [u8],
+}
+
+impl<'a> Lexer<'a> {
+    fn new(sql: &'a str) -> Self {
+        Lexer {
+            sql: sql.as_bytes(),
         }
+    }
+
+    /// The first offset at or after `at` that is not whitespace or inside
+    /// a comment.
+    fn skip_blank(&self, mut at: usize) -> usize {
+        let s = self.sql;
+        loop {
+            while at < s.len() && s[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            match (s.get(at), s.get(at + 1)) {
+                (Some(b'-'), Some(b'-')) => at = self.line_end(at),
+                (Some(b'/'), Some(b'*')) => at = self.comment_end(at),
+                _ => return at.min(s.len()),
+            }
+        }
+    }
+
+    fn line_end(&self, at: usize) -> usize {
+        self.sql[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.sql.len(), |i| at + i + 1)
+    }
+
+    /// Past the `*/` that closes the (nested) comment opened at `at`.
+    fn comment_end(&self, mut at: usize) -> usize {
+        let s = self.sql;
+        let mut depth = 0usize;
+        while at + 1 < s.len() {
+            match (s[at], s[at + 1]) {
+                (b'/', b'*') => {
+                    depth += 1;
+                    at += 2;
+                }
+                (b'*', b'/') => {
+                    depth -= 1;
+                    at += 2;
+                    if depth == 0 {
+                        return at;
+                    }
+                }
+                _ => at += 1,
+            }
+        }
+        s.len()
+    }
+
+    /// Past the closing quote of the string or name opened at `at`.
+    fn quoted_end(&self, at: usize, quote: u8, backslash: bool) -> usize {
+        let s = self.sql;
+        let mut i = at + 1;
+        while i < s.len() {
+            if backslash && s[i] == b'\\' {
+                i += 2;
+            } else if s[i] == quote {
+                if s.get(i + 1) == Some(&quote) {
+                    i += 2;
+                } else {
+                    return i + 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        s.len()
+    }
+
+    /// The `$tag$` opening a dollar quote at `at`, if one does.
+    fn dollar_tag(&self, at: usize) -> Option<&'a [u8]> {
+        let s = self.sql;
+        let mut i = at + 1;
+        if s.get(i).is_some_and(|b| b.is_ascii_digit()) {
+            return None; // a parameter such as $1
+        }
+        while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'_' || s[i] >= 0x80) {
+            i += 1;
+        }
+        (s.get(i) == Some(&b'$')).then(|| &s[at..=i])
+    }
+
+    /// Offsets just past every `;` outside quotes and comments.
+    fn semicolons(&self) -> impl Iterator<Item = usize> + '_ {
+        let s = self.sql;
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            while i < s.len() {
+                let b = s[i];
+                let prev_ident = i > 0
+                    && (s[i - 1].is_ascii_alphanumeric() || s[i - 1] == b'_' || s[i - 1] >= 0x80);
+                match b {
+                    b';' => {
+                        i += 1;
+                        return Some(i);
+                    }
+                    b'-' if s.get(i + 1) == Some(&b'-') => i = self.line_end(i),
+                    b'/' if s.get(i + 1) == Some(&b'*') => i = self.comment_end(i),
+                    b'\'' => {
+                        let escapes = i > 0
+                            && matches!(s[i - 1], b'e' | b'E')
+                            && !(i > 1
+                                && (s[i - 2].is_ascii_alphanumeric()
+                                    || s[i - 2] == b'_'
+                                    || s[i - 2] >= 0x80));
+                        i = self.quoted_end(i, b'\'', escapes);
+                    }
+                    b'"' => i = self.quoted_end(i, b'"', false),
+                    b'$' if !prev_ident => match self.dollar_tag(i) {
+                        Some(tag) => {
+                            let body = i + tag.len();
+                            i = s[body..]
+                                .windows(tag.len())
+                                .position(|w| w == tag)
+                                .map_or(s.len(), |p| body + p + tag.len());
+                        }
+                        None => i += 1,
+                    },
+                    _ => i += 1,
+                }
+            }
+            None
+        })
     }
 }
 
@@ -283,6 +532,79 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statements' texts and spans, for comparing two parses.
+    fn shape(stmts: &[Statement]) -> Vec<(String, Span)> {
+        stmts.iter().map(|s| (s.text.clone(), s.span)).collect()
+    }
+
+    #[test]
+    fn chunked_parse_matches_the_whole_file_parse() {
+        // Many statements, with `;` inside strings, E-strings, quoted names,
+        // dollar quotes, line and nested block comments, and a BEGIN ATOMIC
+        // body, so chunk cuts land next to all of them.
+        let mut sql = String::new();
+        for i in 0..1500 {
+            match i % 7 {
+                0 => sql.push_str(&format!("INSERT INTO t VALUES ({i}, 'a;b''c;');\n")),
+                1 => sql.push_str(&format!("-- a comment; with a semicolon\nUPDATE t SET n = {i}; /* tail; */\n")),
+                2 => sql.push_str(&format!("INSERT INTO \"we;ird\" VALUES (E'\\';x', {i});\n")),
+                3 => sql.push_str(&format!("CREATE FUNCTION f{i}() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n")),
+                4 => sql.push_str(&format!("/* outer /* inner; */ still; */ DELETE FROM t WHERE n = {i};\n")),
+                5 => sql.push_str(&format!("CREATE FUNCTION g{i}() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT {i}; END;\n")),
+                _ => sql.push_str(&format!("SELECT $1::int, a$b$ FROM t{i}\n;\n")),
+            }
+        }
+        sql.push_str("SELECT 'last' -- no semicolon; a comment\n");
+        assert!(
+            chunks(&sql).len() > 1,
+            "the test must cross chunk boundaries"
+        );
+        let chunked = parse(&sql).unwrap();
+        let whole = parse_whole(
+            &sql,
+            &LineIndex::new(&sql),
+            crate::versions::target_or_newest(None),
+        )
+        .unwrap();
+        assert_eq!(chunked.len(), 1501);
+        assert_eq!(shape(&chunked), shape(&whole));
+        assert_eq!(chunked.last().unwrap().text, "SELECT 'last'");
+        for s in &chunked {
+            assert_eq!(&sql[s.span.start..s.span.end], s.text);
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_late_chunk_is_located_in_the_file() {
+        let mut sql = "INSERT INTO t VALUES (1);\n".repeat(2000);
+        sql.push_str("SELEC 1;\n");
+        sql.push_str(&"INSERT INTO t VALUES (2);\n".repeat(10));
+        let err = parse(&sql).unwrap_err();
+        assert_eq!(err.line, 2001, "{err}");
+        assert_eq!(err.column, 1, "{err}");
+    }
+
+    #[test]
+    fn node_locations_count_from_the_input_in_every_chunk() {
+        let mut sql = "INSERT INTO t VALUES (1);\n".repeat(1200);
+        let at = sql.len();
+        sql.push_str("ALTER TABLE t ADD CHECK (n > 0);\n");
+        let stmts = parse(&sql).unwrap();
+        let last = stmts.last().unwrap();
+        let NodeEnum::AlterTableStmt(alter) = last.ast() else {
+            panic!("{:?}", last.ast());
+        };
+        let Some(NodeEnum::AlterTableCmd(cmd)) = alter.cmds[0].node.as_ref() else {
+            panic!()
+        };
+        let Some(NodeEnum::Constraint(c)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+            panic!()
+        };
+        let offset = last.offset_of(c.location).unwrap();
+        assert!(sql[offset..].starts_with("CHECK"), "{}", &sql[offset..]);
+        assert!(offset > at);
+    }
 
     #[test]
     fn spans_cover_exact_statement_text() {

@@ -455,9 +455,7 @@ fn not_valid_then_validate(
     };
     let mut text = stmt.text.clone();
     if c.conname.is_empty() {
-        let at = usize::try_from(c.location)
-            .ok()?
-            .checked_sub(stmt.span.start)?;
+        let at = stmt.offset_of(c.location)?.checked_sub(stmt.span.start)?;
         if !text.is_char_boundary(at) || at > text.len() {
             return None;
         }
