@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use lull_sandbox::testing::{start_sandbox, TestDb};
-use lull_sandbox::Sandbox;
+use lull_sandbox::testing::{start_sandbox_with, TestDb};
+use lull_sandbox::{Options, Sandbox};
 
 /// The database a [`Project`] works on: a fresh one on the shared test
 /// server, or the `postgres` database of a cluster of the test's own (for
@@ -912,7 +912,17 @@ fn deleted_applied_file_is_shown_and_nothing_reruns() {
 #[test]
 fn server_restart_mid_step_then_rerun_applies_once() {
     for (mode, signal) in [("fast", libc::SIGINT), ("immediate", libc::SIGQUIT)] {
-        let mut sandbox = start_sandbox().unwrap();
+        // Commits are durable, as on a real server: the sandbox's default
+        // (synchronous_commit = off) may lose the last commits in an
+        // immediate shutdown, the test's own set-up included.
+        let mut sandbox = start_sandbox_with(Options {
+            settings: vec![
+                ("synchronous_commit".into(), "on".into()),
+                ("fsync".into(), "on".into()),
+            ],
+            ..Options::default()
+        })
+        .unwrap();
         let p = Project::on(&sandbox);
         // The sleep makes the window only until the server was restarted.
         p.sql("create table restarted (done bool)");
