@@ -3,17 +3,18 @@
 //! next.
 //!
 //! lull parses with the newest grammar, so the parser alone cannot say
-//! that PostgreSQL 14 rejects `MERGE`; [`requirements`] does. The facts of
-//! a statement ([`crate::Facts`]) are derived for one target major
-//! ([`crate::parse_for`]); where a lock mode changed, the change is
-//! written down here, per major, in [`LOCK_CHANGES`], and the facts follow
-//! it. Every entry is proven on each supported major by
+//! that PostgreSQL 14 rejects `MERGE`; the [`Requirement`]s written here
+//! do, and every statement's facts list its own
+//! ([`crate::Facts::requires`]). The facts of a statement are derived for
+//! one target major ([`crate::parse_for`]); where a lock mode changed, the
+//! change is written down here, per major, in [`LOCK_CHANGES`], and the
+//! facts follow it. Every entry is proven on each supported major by
 //! `tests/locks.rs`, which runs the statements on a real server of that
 //! major and compares the claims with `pg_locks` (and, for a statement a
 //! major rejects, checks that the server does reject it).
 //!
 //! Not for: behaviour that is the same on every supported major (that is
-//! in [`crate::facts`]), or anything that needs a live server.
+//! in `facts.rs`), or anything that needs a live server.
 
 use serde::Serialize;
 
@@ -36,8 +37,9 @@ pub fn target_or_newest(pg_version: Option<u32>) -> u32 {
     pg_version.unwrap_or(NEWEST_KNOWN)
 }
 
-/// SQL that majors before [`Requirement::major`] reject with a syntax
-/// error (or a "not supported" error).
+/// SQL that majors before [`Requirement::major`] reject: with a syntax
+/// error, a "not supported" error or, for JSON_VALUE and the other SQL/JSON
+/// query functions, as a call of a function that does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Requirement {
     /// The first major that accepts it.
@@ -224,7 +226,7 @@ pub(crate) fn requirements(node: &NodeEnum) -> Vec<Requirement> {
             _ => {}
         }
     }
-    found.sort_by_key(|r| r.major);
+    found.sort_by_key(|r| (r.major, r.what));
     found.dedup();
     found
 }
