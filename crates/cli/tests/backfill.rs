@@ -695,6 +695,13 @@ fn a_standby_with_replay_paused_holds_the_backfill_until_it_catches_up() {
     rep.standby()
         .wait_caught_up(Duration::from_secs(120))
         .unwrap();
+    // A standby takes no backfill: refused before anything is written.
+    p.lull()
+        .env("DATABASE_URL", rep.standby_url())
+        .args(INCREMENT)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("is a standby"));
     rep.standby().pause_replay().unwrap();
     let child = p.spawn(INCREMENT);
     wait_until(
@@ -758,4 +765,43 @@ fn the_hint_for_a_long_unbatched_update_names_a_command_that_works() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(p.scalar("SELECT count(*) FROM t WHERE c <> 1"), 0);
+}
+
+#[test]
+fn a_batch_that_hits_its_timeout_is_split_and_still_applied_once() {
+    let db = TestDb::new();
+    // 40 changed rows of 50 ms each (the sleep is in the SET, so only the
+    // rows a batch changes pay) cannot finish in 1 s: the batch is rolled
+    // back, split in half until it fits (one row has a 20-fold margin), and
+    // no row is changed twice.
+    let p = Project::new(
+        db.url(),
+        "[backfill]\nbatch_size = 40\nmin_batch_size = 1\nmax_batch_size = 40\n\
+         batch_timeout = \"1s\"\n",
+    );
+    counter_table(&p, 60);
+    let out = p
+        .lull()
+        .args([
+            "backfill",
+            "run",
+            "--sql",
+            "UPDATE t SET c = c + 1 + length(pg_sleep(0.05)::text)",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"event\":\"split\",\"from\":40"),
+        "{stdout}"
+    );
+    assert_eq!(p.scalar("SELECT count(*) FROM t WHERE c <> 1"), 0);
+    assert_eq!(
+        p.scalar("SELECT rows_done FROM lull.backfills"),
+        60,
+        "{stdout}"
+    );
 }

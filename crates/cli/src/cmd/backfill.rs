@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lull_backfill::{BackfillError, BackfillEvent, BackfillRecord, Options, Spec, Tables};
-use lull_engine::db::connect;
+use lull_engine::db::{connect, ensure_primary};
 use lull_engine::events::human;
 use owo_colors::OwoColorize;
 
@@ -176,6 +176,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             };
             let result = rt.block_on(async {
                 let client = connect(&url, "lull backfill").await.map_err(engine_error)?;
+                ensure_primary(&client, &url).await.map_err(engine_error)?;
                 lull_backfill::run(&client, &spec, &opts)
                     .await
                     .map_err(|e| backfill_error(e, json))
@@ -253,6 +254,7 @@ fn control(
 ) -> CliResult {
     let was = rt.block_on(async {
         let client = connect(url, "lull backfill").await.map_err(engine_error)?;
+        ensure_primary(&client, url).await.map_err(engine_error)?;
         Tables::new(schema)
             .control(&client, name, to)
             .await
