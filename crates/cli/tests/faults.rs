@@ -1010,3 +1010,100 @@ fn terminated_index_build_is_retried_and_applied_once() {
     assert_eq!(p.counter(), 1);
     p.assert_settled();
 }
+
+// ---------------------------------------------------------------------------
+// The server is still starting up or recovering.
+
+/// Connection refusals of a server that is not ready yet ("starting up",
+/// 57P03), counted in its log.
+fn not_ready_refusals(root: &Path) -> usize {
+    std::fs::read_to_string(root.join("postgres.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.contains("FATAL")
+                && (l.contains("starting up")
+                    || l.contains("accepting connections")
+                    || l.contains("recovery mode"))
+        })
+        .count()
+}
+
+/// `lull migrate` started while the server is still recovering (held in
+/// recovery by a restore_command that waits for a file) does not fail at
+/// once: it retries until the server takes connections, then applies.
+#[test]
+fn migrate_waits_for_a_server_that_is_still_recovering() {
+    let mut sandbox = start_sandbox_with(Options {
+        settings: vec![
+            ("synchronous_commit".into(), "on".into()),
+            ("fsync".into(), "on".into()),
+        ],
+        ..Options::default()
+    })
+    .unwrap();
+    let p = Project::on(&sandbox);
+    p.write("001_bump.sql", "update counter set n = n + 1;\n");
+    let gate = sandbox.root().join("recovery-gate");
+    let script = sandbox.root().join("restore.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "while [ ! -f '{}' ]; do sleep 0.1; done; exit 1\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    let mut c = p.client();
+    c.batch_execute(&format!(
+        "ALTER SYSTEM SET restore_command = 'sh {}'",
+        script.display()
+    ))
+    .unwrap();
+    c.batch_execute("ALTER SYSTEM SET hot_standby = off")
+        .unwrap();
+    drop(c);
+    sandbox.stop_server().unwrap();
+    std::fs::write(sandbox.root().join("data").join("recovery.signal"), "").unwrap();
+    let port = sandbox.port();
+    let url = p.db.url().to_string();
+    let root = sandbox.root().to_path_buf();
+    thread::scope(|s| {
+        let starter = s.spawn(|| sandbox.start_server(port));
+        // The server answers, and says it is not ready.
+        let start = Instant::now();
+        loop {
+            match postgres::Client::connect(&url, postgres::NoTls) {
+                Err(e) if e.code() == Some(&postgres::error::SqlState::CANNOT_CONNECT_NOW) => break,
+                Ok(_) => panic!("the server took connections before recovery ended"),
+                Err(_) => {}
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(50),
+                "the server never answered"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let before = not_ready_refusals(&root);
+        let mut run = p.spawn(&["migrate"]);
+        // lull was refused at least twice and is still trying.
+        let start = Instant::now();
+        while not_ready_refusals(&root) < before + 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "lull did not retry"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "lull gave up while the server recovered"
+        );
+        std::fs::write(&gate, "").unwrap();
+        starter.join().unwrap().unwrap();
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    });
+    assert_eq!(p.counter(), 1);
+    p.assert_settled();
+}

@@ -46,15 +46,39 @@ pub async fn connect(url: &str, role: &str) -> Result<Client, EngineError> {
                host=... port=... keywords (see the libpq documentation)"
             .into(),
     })?;
+    let started = std::time::Instant::now();
     let mut failures = Vec::new();
-    for target in &resolved.targets {
-        match connect_target(&resolved, target, role).await {
-            Ok(client) => {
-                session_guards(&client).await?;
-                return Ok(client);
+    loop {
+        for target in &resolved.targets {
+            match connect_target(&resolved, target, role).await {
+                Ok(client) => {
+                    session_guards(&client).await?;
+                    return Ok(client);
+                }
+                Err(failure) => failures.push(failure),
             }
-            Err(failure) => failures.push(failure),
         }
+        // A server that is starting up or recovering after a crash says so
+        // (57P03) and takes connections moments later: wait for it, bounded.
+        let starting = failures.iter().all(|f| f.starting);
+        if !starting || started.elapsed() >= STARTING_WAIT {
+            break;
+        }
+        failures.clear();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if failures.iter().all(|f| f.starting) {
+        let message = failures.pop().map(|f| f.message).unwrap_or_default();
+        return Err(EngineError::Connect {
+            url: shown(url),
+            message: format!(
+                "{message} (still after {}s of retrying)",
+                STARTING_WAIT.as_secs()
+            ),
+            hint: "the server is starting up, recovering or shutting down; run the command again \
+                   once it takes connections (`pg_isready` says when)"
+                .into(),
+        });
     }
     let mut hint = failures
         .iter()
@@ -93,12 +117,19 @@ fn shown(url: &str) -> String {
 struct Failure {
     message: String,
     hint: Option<String>,
+    /// The server answered 57P03 (starting up, in recovery, shutting down).
+    starting: bool,
 }
+
+/// How long [`connect`] keeps trying a server that answers "starting up"
+/// or "in recovery" (57P03), as after a crash restart.
+pub const STARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn connect_target(r: &Resolved, t: &Target, role: &str) -> Result<Client, Failure> {
     let fail = |message: String, hint: Option<String>| Failure {
         message: format!("{}: {message}", t.describe()),
         hint,
+        starting: false,
     };
     let mut config = base_config(r, t, role).map_err(|m| fail(m, None))?;
     if t.is_unix() {
@@ -302,7 +333,10 @@ fn classify(
     } else {
         None
     };
-    fail(message, hint)
+    let mut failure = fail(message, hint);
+    failure.starting = matches!(e, OpenError::Driver(d)
+        if d.code() == Some(&tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW));
+    failure
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
