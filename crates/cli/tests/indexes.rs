@@ -895,3 +895,108 @@ fn daemon_builds_at_its_tick_survives_a_restart_and_stops_on_sigterm() {
         .unwrap()
         .contains("stopped on request"));
 }
+
+#[test]
+fn report_keeps_a_foreign_keys_only_index_and_skips_young_ones() {
+    // Commit timestamps tell an index's age; without them it is unknown.
+    let sandbox = lull_sandbox::Sandbox::start_with(lull_sandbox::Options {
+        settings: vec![("track_commit_timestamp".into(), "on".into())],
+        ..lull_sandbox::Options::default()
+    })
+    .unwrap();
+    let url = sandbox.url("postgres");
+    let scratch = Scratch::new();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE customers (id int PRIMARY KEY);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers, note text);
+         CREATE INDEX orders_customer_id ON orders (customer_id);
+         CREATE INDEX orders_note ON orders (note);",
+    )
+    .unwrap();
+    let report = |min_age: &str| {
+        let out = lull(&scratch, &url)
+            .args(["indexes", "report", "--min-age", min_age])
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        t
+    };
+    // Built a moment ago: too young to call unused by default.
+    let t = report("7d");
+    assert!(!t.contains("unused public.orders_note"), "{t}");
+    // With no minimum age it is unused, with its age said; the foreign
+    // key's only index never is.
+    let t = report("0s");
+    assert!(
+        t.contains("unused public.orders_note: no scan since")
+            && t.contains("it has existed for 0 minutes"),
+        "{t}"
+    );
+    assert!(!t.contains("unused public.orders_customer_id"), "{t}");
+    // A second index serving the key: the narrower one is redundant, and
+    // the key keeps the other.
+    c.batch_execute("CREATE INDEX orders_customer_note ON orders (customer_id, note)")
+        .unwrap();
+    let t = report("0s");
+    assert!(
+        t.contains(
+            "redundant public.orders_customer_id: its key is a prefix of public.orders_customer_note"
+        ),
+        "{t}"
+    );
+    assert!(!t.contains("unused public.orders_customer_note"), "{t}");
+    // JSON names the foreign keys an index serves.
+    let out = lull(&scratch, &url)
+        .args(["indexes", "report", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let served: Vec<&serde_json::Value> = v["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"] == "orders_customer_id")
+        .collect();
+    assert_eq!(
+        served[0]["foreign_keys"][0], "orders_customer_id_fkey",
+        "{v}"
+    );
+    assert!(served[0]["since"].is_string(), "{v}");
+}
+
+#[test]
+fn remove_takes_an_index_off_the_queue_and_names_unknown_ones() {
+    let db = TestDb::new();
+    let scratch = Scratch::new();
+    let mut c = items_table(&db);
+    lull(&scratch, db.url())
+        .args([
+            "indexes",
+            "add",
+            "CREATE INDEX items_bad ON items (no_such_column)",
+        ])
+        .assert()
+        .success();
+    assert!(queued(&mut c, "items_bad").is_some());
+    let out = lull(&scratch, db.url())
+        .args(["indexes", "remove", "items_bad"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("removed items_bad from the pending queue"),
+        "{t}"
+    );
+    assert!(queued(&mut c, "items_bad").is_none());
+    let out = lull(&scratch, db.url())
+        .args(["indexes", "remove", "items_bad"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("not in the pending queue: items_bad"), "{t}");
+    assert!(t.contains("lull indexes pending"), "{t}");
+}

@@ -175,7 +175,9 @@ async fn finish(
     on_event: &mut dyn FnMut(PassEvent<'_>),
 ) -> Result<()> {
     match decision.outcome.pending_reason() {
-        None => queue.remove(client, &decision.name).await?,
+        None => {
+            queue.remove(client, &decision.name).await?;
+        }
         Some(why) => queue.record(client, &decision.name, &why).await?,
     }
     on_event(PassEvent::Decided(decision));

@@ -181,14 +181,14 @@ impl Queue {
     }
 
     /// Removes a built index from the queue.
-    pub async fn remove(&self, client: &Client, name: &str) -> Result<()> {
-        client
+    pub async fn remove(&self, client: &Client, name: &str) -> Result<bool> {
+        let n = client
             .execute(
                 &format!("DELETE FROM {} WHERE name = $1", self.table),
                 &[&name],
             )
             .await
-            .during("removing a built index from the queue")?;
-        Ok(())
+            .during("removing an index from the queue")?;
+        Ok(n > 0)
     }
 }

@@ -5,7 +5,14 @@
 //!
 //! Indexes that back a constraint (primary key, unique, exclusion) or
 //! enforce uniqueness are never suggested as unused: they do their work
-//! without being scanned.
+//! without being scanned. Nor is the only index that serves a foreign key
+//! (its leading columns are the key's: deletes and key updates on the
+//! referenced table look rows up through it, and lint asks for it), nor
+//! one younger than the report's minimum age: a new index has had no time
+//! to be scanned. PostgreSQL keeps no creation time; with
+//! `track_commit_timestamp = on` the commit time of the index's catalog
+//! row is its age (since it was created or last altered), else the age is
+//! unknown and the report says so.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +48,12 @@ pub struct IndexUsage {
     pub unique: bool,
     /// The constraint it backs, if any.
     pub constraint: Option<String>,
+    /// Foreign keys of its table it serves (their columns are its leading
+    /// key columns).
+    pub foreign_keys: Vec<String>,
+    /// When it was created or last altered, when the server tracks commit
+    /// timestamps.
+    pub since: Option<DateTime<Utc>>,
     #[serde(skip)]
     shape: Shape,
 }
@@ -98,8 +111,13 @@ pub struct UsageReport {
     pub suggestions: Vec<Suggestion>,
 }
 
-/// Reads usage of every user index outside `exclude_schema`.
-pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport> {
+/// Reads usage of every user index outside `exclude_schema`. Unused
+/// indexes younger than `min_age` are not suggested.
+pub async fn report(
+    client: &Client,
+    exclude_schema: &str,
+    min_age: std::time::Duration,
+) -> Result<UsageReport> {
     let stats_reset: Option<DateTime<Utc>> = client
         .query_one(
             "SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()",
@@ -118,7 +136,9 @@ pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport
                     i.indrelid::oid, am.amname::text, i.indnkeyatts::int,
                     i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
                     coalesce(pg_get_expr(i.indexprs, i.indrelid), ''),
-                    coalesce(pg_get_expr(i.indpred, i.indrelid), '')
+                    coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
+                    CASE WHEN current_setting('track_commit_timestamp')::bool
+                         THEN pg_xact_commit_timestamp(c.xmin) END
                FROM pg_stat_user_indexes s
                JOIN pg_index i ON i.indexrelid = s.indexrelid
                JOIN pg_class c ON c.oid = s.indexrelid
@@ -129,7 +149,23 @@ pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport
         )
         .await
         .during("reading pg_stat_user_indexes")?;
-    let indexes: Vec<IndexUsage> = rows
+    let fk_rows = client
+        .query(
+            "SELECT conrelid::oid, conname::text, conkey::int2[] FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await
+        .during("reading the foreign keys")?;
+    let fks: Vec<(u32, String, Vec<i16>)> = fk_rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let now: DateTime<Utc> = client
+        .query_one("SELECT now()", &[])
+        .await
+        .during("reading the server's clock")?
+        .get(0);
+    let mut indexes: Vec<IndexUsage> = rows
         .iter()
         .map(|r| {
             let nkey = r.get::<_, i32>(13) as usize;
@@ -159,6 +195,8 @@ pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport
                 valid: r.get(8),
                 unique: r.get(9),
                 constraint: r.get(10),
+                foreign_keys: Vec::new(),
+                since: r.get(20),
                 shape: Shape {
                     table_oid: r.get(11),
                     method: r.get(12),
@@ -170,12 +208,46 @@ pub async fn report(client: &Client, exclude_schema: &str) -> Result<UsageReport
             }
         })
         .collect();
-    let suggestions = suggest(&indexes, stats_reset);
+    for i in &mut indexes {
+        i.foreign_keys = fks
+            .iter()
+            .filter(|(table, _, cols)| *table == i.shape.table_oid && serves(i, cols))
+            .map(|(_, name, _)| name.clone())
+            .collect();
+    }
+    let suggestions = suggest(&indexes, stats_reset, now, min_age);
     Ok(UsageReport {
         stats_reset,
         indexes,
         suggestions,
     })
+}
+
+/// Whether `i` can look up the rows of a foreign key on `cols`: a valid,
+/// non-partial btree index whose leading key columns are those columns.
+fn serves(i: &IndexUsage, cols: &[i16]) -> bool {
+    if !i.valid || i.shape.method != "btree" || !i.shape.predicate.is_empty() {
+        return false;
+    }
+    let Some(lead) = i.shape.keys.get(..cols.len()) else {
+        return false;
+    };
+    let mut lead: Vec<i16> = lead.iter().map(|k| k.0).collect();
+    let mut cols = cols.to_vec();
+    lead.sort_unstable();
+    cols.sort_unstable();
+    lead == cols
+}
+
+/// "3 days", "5 minutes": how long ago `since` was.
+fn age_words(now: DateTime<Utc>, since: DateTime<Utc>) -> String {
+    let secs = (now - since).num_seconds().max(0);
+    let (n, unit) = match secs {
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn qualified(i: &IndexUsage) -> String {
@@ -197,7 +269,12 @@ fn keep_rank(i: &IndexUsage) -> (bool, bool, i64, std::cmp::Reverse<String>) {
     )
 }
 
-fn suggest(indexes: &[IndexUsage], stats_reset: Option<DateTime<Utc>>) -> Vec<Suggestion> {
+fn suggest(
+    indexes: &[IndexUsage],
+    stats_reset: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    min_age: std::time::Duration,
+) -> Vec<Suggestion> {
     let mut out = Vec::new();
     let mut suggested = std::collections::BTreeSet::new();
     for i in indexes.iter().filter(|i| !i.valid) {
@@ -301,12 +378,33 @@ fn suggest(indexes: &[IndexUsage], stats_reset: Option<DateTime<Utc>>) -> Vec<Su
         if suggested.contains(&qualified(i)) {
             continue;
         }
+        // The only index a foreign key can use stays, scanned or not; an
+        // index suggested for dropping does not count as another.
+        let sole_fk_index = i.foreign_keys.iter().any(|fk| {
+            !indexes.iter().any(|o| {
+                o.name != i.name
+                    && o.shape.table_oid == i.shape.table_oid
+                    && o.foreign_keys.contains(fk)
+                    && !suggested.contains(&qualified(o))
+            })
+        });
+        if sole_fk_index {
+            continue;
+        }
+        let age = match i.since {
+            Some(t) if (now - t).to_std().is_ok_and(|a| a < min_age) => continue,
+            Some(t) => format!("it has existed for {}", age_words(now, t)),
+            None => "its age is unknown (PostgreSQL records no creation time; with \
+                     track_commit_timestamp = on lull can tell)"
+                .to_string(),
+        };
+        suggested.insert(qualified(i));
         out.push(Suggestion {
             kind: SuggestionKind::Unused,
             index: qualified(i),
             covered_by: None,
             reason: format!(
-                "no scan {since}; check replicas and rare jobs before dropping (statistics are per server)"
+                "no scan {since}; {age}; check replicas and rare jobs before dropping (statistics are per server)"
             ),
             drop_sql: drop_sql(i),
         });
@@ -331,6 +429,8 @@ mod tests {
             valid: true,
             unique: false,
             constraint: None,
+            foreign_keys: Vec::new(),
+            since: None,
             shape: Shape {
                 table_oid: 1,
                 method: "btree".into(),
@@ -338,6 +438,42 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+    #[test]
+    fn the_only_index_of_a_foreign_key_and_young_ones_are_not_unused() {
+        let now = Utc::now();
+        let mut fk_only = index("t_customer", &[2], 0);
+        fk_only.foreign_keys = vec!["t_customer_fkey".into()];
+        let mut fk_a = index("t_order", &[3], 0);
+        fk_a.foreign_keys = vec!["t_order_fkey".into()];
+        let mut fk_b = index("t_order_b", &[3, 4], 7);
+        fk_b.foreign_keys = vec!["t_order_fkey".into()];
+        let mut young = index("t_young", &[5], 0);
+        young.since = Some(now - chrono::Duration::minutes(1));
+        let mut old = index("t_old", &[6], 0);
+        old.since = Some(now - chrono::Duration::days(40));
+        let s = suggest(&[fk_only, fk_a, fk_b, young, old], None, now, DAY);
+        assert_eq!(
+            kinds(&s),
+            vec![
+                (SuggestionKind::Redundant, "public.t_order"),
+                (SuggestionKind::Unused, "public.t_old"),
+            ]
+        );
+        assert!(
+            s[1].reason.contains("it has existed for 40 days"),
+            "{}",
+            s[1].reason
+        );
+        let s = suggest(&[index("t_x", &[7], 0)], None, now, DAY);
+        assert!(
+            s[0].reason.contains("its age is unknown"),
+            "{}",
+            s[0].reason
+        );
     }
 
     fn kinds(s: &[Suggestion]) -> Vec<(SuggestionKind, &str)> {
@@ -356,7 +492,12 @@ mod tests {
         let mut partial = index("t_c_partial", &[4], 0);
         partial.shape.predicate = "(c > 0)".into();
         partial.scans = 3;
-        let s = suggest(&[pkey, dup, prefix, wider, unused, partial], None);
+        let s = suggest(
+            &[pkey, dup, prefix, wider, unused, partial],
+            None,
+            Utc::now(),
+            DAY,
+        );
         assert_eq!(
             kinds(&s),
             vec![
@@ -379,7 +520,7 @@ mod tests {
         unique.unique = true;
         let mut broken = index("t_broken", &[1], 0);
         broken.valid = false;
-        let s = suggest(&[unique, broken], None);
+        let s = suggest(&[unique, broken], None, Utc::now(), DAY);
         // A unique index enforces something even when never scanned.
         assert_eq!(
             kinds(&s),

@@ -176,6 +176,20 @@ enum Action {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Remove indexes from the pending queue without building them.
+    ///
+    /// For a queue row that should never be built (a bad definition fails
+    /// every night). Nothing is dropped: an index already built stays, and
+    /// a build running now goes on (`lull indexes cancel NAME` stops it).
+    ///
+    /// Example:
+    ///   lull indexes remove orders_customer_idx
+    #[command(verbatim_doc_comment)]
+    Remove {
+        /// Index names as `lull indexes pending` lists them.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Cancel an index build by index name or backend pid, and drop the
     /// INVALID leftover.
     Cancel {
@@ -186,9 +200,14 @@ enum Action {
     /// INVALID ones with a DROP INDEX CONCURRENTLY statement each.
     ///
     /// "Unused" counts scans since the statistics reset (shown), on this
-    /// server only: check replicas before dropping.
+    /// server only: check replicas before dropping. The only index a
+    /// foreign key can use is never called unused, nor one younger than
+    /// --min-age (the age is known when track_commit_timestamp is on).
     #[command(verbatim_doc_comment)]
     Report {
+        /// Unused indexes younger than this are not suggested.
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        min_age: lull_config::Duration,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -235,7 +254,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
                 format,
             } => monitor(&url, once, interval.std(), format).await,
             Action::Cancel { target } => cancel_build(&config, &url, &target).await,
-            Action::Report { format } => usage_report(&config, &url, format).await,
+            Action::Remove { names } => remove(&config, &url, &names).await,
+            Action::Report { min_age, format } => {
+                usage_report(&config, &url, min_age.std(), format).await
+            }
         }
     })
 }
@@ -852,9 +874,35 @@ async fn cancel_build(config: &Config, url: &str, target: &str) -> CliResult {
     }))
 }
 
-async fn usage_report(config: &Config, url: &str, format: Format) -> CliResult {
+async fn remove(config: &Config, url: &str, names: &[String]) -> CliResult {
+    let client = db::connect_primary(url).await.map_err(lib_error)?;
+    let queue = Queue::new(config.schema());
+    queue.ensure(&client).await.map_err(lib_error)?;
+    let mut missing = Vec::new();
+    for name in names {
+        if queue.remove(&client, name).await.map_err(lib_error)? {
+            println!("removed {name} from the pending queue (nothing was dropped)");
+        } else {
+            missing.push(name.as_str());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(
+        CliError::new(format!("not in the pending queue: {}", missing.join(", ")))
+            .hint("`lull indexes pending` lists the queued names"),
+    )
+}
+
+async fn usage_report(
+    config: &Config,
+    url: &str,
+    min_age: std::time::Duration,
+    format: Format,
+) -> CliResult {
     let client = db::connect(url).await.map_err(lib_error)?;
-    let r = report::report(&client, own_schema(config))
+    let r = report::report(&client, own_schema(config), min_age)
         .await
         .map_err(lib_error)?;
     if format == Format::Json {
