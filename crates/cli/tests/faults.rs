@@ -584,6 +584,14 @@ fn out_of_order_migration_is_refused_unless_allowed() {
     let status = p.run(&["status"]);
     assert!(text(&status).contains("pending"), "{}", text(&status));
 
+    let plan = p.run(&["plan"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("015_late sorts before 040_b, which is already applied"),
+        "{}",
+        text(&plan)
+    );
+
     let help = p.run(&["migrate", "--help"]);
     assert!(
         text(&help).contains("--allow-out-of-order"),

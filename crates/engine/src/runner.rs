@@ -395,34 +395,29 @@ impl Runner {
         Ok(())
     }
 
-    /// Pending migrations whose version sorts before the newest applied
-    /// one (a branch merged late: `015` while `040` is applied). Applying
-    /// them runs them after changes their authors never saw, so they are
-    /// refused unless `allow_out_of_order` is set; then each is returned
-    /// as a warning to show. A migration that is resumed (recorded
-    /// running or failed) is not new and is not counted.
-    fn check_order(
-        &self,
+    /// The pending migrations (of `plans`) whose version sorts before the
+    /// newest applied one (a branch merged late: `015` while `040` is
+    /// applied), as `version_name`, and the newest applied one's label. A
+    /// migration that is resumed (recorded running or failed) is not new
+    /// and is not counted.
+    fn late(
         migrations: &[Migration],
         records: &[MigrationRecord],
         tool: Option<&Active>,
         plans: &[MigrationPlan],
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Option<(Vec<String>, String)> {
         let newest = migrations
             .iter()
             .map(|m| m.version.as_str())
             .chain(records.iter().map(|r| r.version.as_str()))
             .filter(|v| is_applied(records, tool, v))
-            .max_by(|a, b| compare_versions(a, b));
-        let Some(newest) = newest else {
-            return Ok(Vec::new());
-        };
+            .max_by(|a, b| compare_versions(a, b))?;
         let newest_label = migrations
             .iter()
             .find(|m| compare_versions(&m.version, newest).is_eq())
             .map(|m| m.label())
             .unwrap_or_else(|| newest.to_string());
-        let late: Vec<&MigrationPlan> = plans
+        let names: Vec<String> = plans
             .iter()
             .filter(|p| compare_versions(&p.version, newest).is_lt())
             .filter(|p| {
@@ -430,14 +425,49 @@ impl Runner {
                     .iter()
                     .any(|r| compare_versions(&r.version, &p.version).is_eq())
             })
-            .collect();
-        if late.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names: Vec<String> = late
-            .iter()
             .map(|p| format!("{}_{}", p.version, p.name))
             .collect();
+        (!names.is_empty()).then_some((names, newest_label))
+    }
+
+    /// What `lull plan` says about out-of-order pending migrations (see
+    /// [`Runner::check_order`]): one line each. Reads only.
+    pub async fn out_of_order(
+        &self,
+        migrations: &[Migration],
+        plans: &[MigrationPlan],
+    ) -> Result<Vec<String>, EngineError> {
+        let work = connect(&self.opts.url, "lull").await?;
+        let records = self.state.migrations(&work).await?;
+        let tool = self.tool(&work, migrations, false).await?;
+        let Some((names, newest)) = Self::late(migrations, &records, tool.as_ref(), plans) else {
+            return Ok(Vec::new());
+        };
+        Ok(names
+            .iter()
+            .map(|n| {
+                format!(
+                    "{n} sorts before {newest}, which is already applied: `lull migrate` refuses it \
+                     unless --allow-out-of-order"
+                )
+            })
+            .collect())
+    }
+
+    /// Refuses out-of-order pending migrations (see [`Runner::late`]):
+    /// applied now, they run after changes their authors never saw. With
+    /// `allow_out_of_order` each is returned as a warning to show instead.
+    fn check_order(
+        &self,
+        migrations: &[Migration],
+        records: &[MigrationRecord],
+        tool: Option<&Active>,
+        plans: &[MigrationPlan],
+    ) -> Result<Vec<String>, EngineError> {
+        let Some((names, newest_label)) = Self::late(migrations, records, tool, plans) else {
+            return Ok(Vec::new());
+        };
+        let late = &names;
         if !self.opts.allow_out_of_order {
             return Err(EngineError::Other {
                 message: format!(

@@ -7,6 +7,7 @@ use lull_config::Policies;
 use lull_engine::db::ServerVersion;
 use lull_engine::plan::{PolicyClass, Risk};
 use lull_engine::{Direction, EngineError, MigrationPlan, Runner};
+use owo_colors::OwoColorize;
 
 use crate::cmd::run_shared::{engine_error, plural, runtime, DirArgs, Format, RunArgs, Setup};
 use crate::context::GlobalArgs;
@@ -75,17 +76,20 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     };
     let runner = Runner::new(opts);
     let mut server = None;
+    let mut out_of_order = Vec::new();
     let plans: Vec<MigrationPlan> = if online {
-        let (version, plans) = runtime()?
+        let (version, plans, late) = runtime()?
             .block_on(async {
                 let version = server_version(&runner.options().url).await?;
                 let plans = runner
                     .pending(&setup.migrations, args.to.as_deref())
                     .await?;
-                Ok::<_, EngineError>((version, plans))
+                let late = runner.out_of_order(&setup.migrations, &plans).await?;
+                Ok::<_, EngineError>((version, plans, late))
             })
             .map_err(engine_error)?;
         server = Some(version);
+        out_of_order = late;
         plans
     } else {
         let mut plans = Vec::new();
@@ -105,6 +109,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             "server_version": server,
             "policies": runner.options().policies,
             "migrations": plans,
+            "out_of_order": out_of_order,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -120,6 +125,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             if online { "pending " } else { "" }
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    for line in &out_of_order {
+        anstream::eprintln!("{} {line}", "warning:".yellow().bold());
     }
     let policies = &runner.options().policies;
     for plan in &plans {
