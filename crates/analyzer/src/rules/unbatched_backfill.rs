@@ -38,6 +38,12 @@ Safe alternative
     UPDATE orders SET status = 'open'
     WHERE id IN (SELECT id FROM orders WHERE status IS NULL ORDER BY id LIMIT 5000);
     -- repeat until no rows are updated
+
+  Run by `lull migrate`, a single-table UPDATE or DELETE of a table with a
+  primary key (or a unique NOT NULL column) is batched this way already,
+  as a step of its own (`lull plan` shows it; `-- lull:no-batch` before
+  the statement opts out). The finding matters for other runners, for
+  tables without such a key and for statements lull cannot batch.
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
