@@ -54,9 +54,12 @@ fn counts(table: &str, name: &str) -> (u64, u64, u64) {
 
 #[test]
 fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let plot = scratch.path().join("demo.svg");
     let out = Command::cargo_bin("lull")
         .unwrap()
-        .args(["demo", "--rows", "50000", "--blocker", "3s"])
+        .args(["demo", "--rows", "50000", "--blocker", "3s", "--plot"])
+        .arg(&plot)
         .env_remove("DATABASE_URL")
         .timeout(Duration::from_secs(300))
         .output()
@@ -141,6 +144,49 @@ fn demo_shows_naive_stalls_and_lull_keeps_writes_flowing() {
     ] {
         assert!(stdout.contains(step), "no `{step}` in:\n{stdout}");
     }
+
+    // The plot: one panel per run, each titled with its worst write, the
+    // steps and the read transaction marked, a dot per write.
+    assert!(stderr.contains("plot written to"), "{stderr}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.contains("<svg "),
+        "{svg:.200}"
+    );
+    for label in [
+        "naive: worst write",
+        "recipe: worst write",
+        "lull: worst write",
+    ] {
+        assert!(svg.contains(label), "no `{label}` in the plot");
+    }
+    assert!(
+        svg.contains("read transaction open"),
+        "no blocker band in the plot"
+    );
+    assert!(svg.contains("002 #1"), "no step marker in the plot");
+    assert!(
+        svg.matches("<circle").count() > 100,
+        "too few write dots in the plot"
+    );
+}
+
+#[test]
+fn demo_plot_to_an_unwritable_path_fails_before_the_demo() {
+    let out = Command::cargo_bin("lull")
+        .unwrap()
+        .args(["demo", "--plot", "/nonexistent-dir/demo.svg"])
+        .env_remove("DATABASE_URL")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write the plot"), "{stderr}");
+    assert!(
+        !stderr.contains("starting a throwaway PostgreSQL"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -232,6 +232,24 @@ pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// Why this machine's `pg_dump` cannot dump the test server, if it cannot:
+/// `pg_dump` refuses servers of a newer major than its own (Debian 12's 15
+/// cannot dump 16, 17 or 18). Tests that need a real dump skip with it.
+pub fn pg_dump_refuses() -> Option<String> {
+    let program = client_program("pg_dump");
+    let out = Command::new(&program).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let version = text.split_whitespace().nth(2)?;
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    let server = server_major();
+    (major < server).then(|| {
+        format!(
+            "pg_dump {major} cannot dump a PostgreSQL {server} server (it refuses newer majors)"
+        )
+    })
+}
+
 /// The output of the real `pg_dump --schema-only` (plus `extra` flags) of
 /// the database at `url`. Panics with pg_dump's message when it fails.
 pub fn pg_dump_schema(url: &str, extra: &[&str]) -> String {

@@ -57,6 +57,7 @@ use crate::error::{exit, CliError, CliResult};
 ///   lull demo
 ///   lull demo --rows 200000 --blocker 3s
 ///   lull demo --format json > demo.json
+///   lull demo --plot demo.svg
 #[derive(ClapArgs, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -91,6 +92,11 @@ pub struct Args {
     /// Output: a table for people, or the measurements as JSON.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+
+    /// Also draw write latency over time for the three runs, with the
+    /// migration steps and the read transaction marked, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +108,11 @@ enum Format {
 /// Runs `lull demo`.
 pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let config = global.config()?;
+    if let Some(plot) = &args.plot {
+        // Fail before a minute of demo, not after it.
+        std::fs::File::create(plot)
+            .map_err(|e| CliError::new(format!("cannot write the plot {}: {e}", plot.display())))?;
+    }
     let opts = DemoOptions {
         rows: args.rows,
         blocker: args.blocker.std(),
@@ -132,6 +143,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         Format::Json => serde_json::to_string_pretty(&report).expect("report serializes") + "\n",
     };
     print!("{out}");
+    if let Some(plot) = &args.plot {
+        crate::render::latency_plot::write_svg(&report, plot).map_err(CliError::new)?;
+        eprintln!("plot written to {}", plot.display());
+    }
     eprintln!("demo finished in {}", human(started.elapsed()));
     if report.runs().iter().any(|r| r.error.is_some()) {
         return Ok(ExitCode::from(exit::FAILED));

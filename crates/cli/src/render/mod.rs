@@ -5,9 +5,10 @@
 //!
 //! The human and JSON formats live next to `lull lint` itself
 //! (`cmd/lint/`); these two are shared by any command that reports
-//! findings.
+//! findings. `latency_plot` draws `lull demo --plot`'s SVG chart.
 
 pub mod github;
+pub mod latency_plot;
 pub mod sarif;
 
 use std::io::Write;
