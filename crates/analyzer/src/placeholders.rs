@@ -311,9 +311,21 @@ fn is_ident_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
 }
 
+/// Past the quote that closes the one at `start`. A Go template action
+/// inside (`"{{ index .Options "Namespace" }}"`) is stepped over whole, so
+/// the quotes within it do not end the quoted text.
 fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
     let mut i = start + 1;
     while i < b.len() {
+        if b[i] == b'{' && b.get(i + 1) == Some(&b'{') {
+            let text = std::str::from_utf8(&b[i + 2..]).unwrap_or("");
+            if let Some(e) = text.find("}}") {
+                if go_template_name(&text[..e]).is_some() {
+                    i += 2 + e + 2;
+                    continue;
+                }
+            }
+        }
         if b[i] == quote {
             return i + 1;
         }
@@ -336,6 +348,14 @@ fn dollar_tag(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_go_template_with_quotes_inside_a_quoted_name_is_substituted() {
+        let values = BTreeMap::from([("Namespace".to_string(), "auth".to_string())]);
+        let sql = r#"CREATE INDEX i ON "{{ index .Options "Namespace" }}".identities (user_id);"#;
+        let out = substitute(sql, &values).unwrap();
+        assert_eq!(out.sql, r#"CREATE INDEX i ON "auth".identities (user_id);"#);
+    }
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
