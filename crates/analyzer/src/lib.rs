@@ -17,6 +17,7 @@
 mod ast;
 mod facts;
 mod fix;
+mod lex;
 mod lint;
 pub mod meta;
 mod parse;

@@ -73,12 +73,6 @@ fn find_meta_commands(sql: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     let mut line_start = true;
-    let line_end = |from: usize| {
-        b[from..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(b.len(), |p| from + p)
-    };
     while i < b.len() {
         let c = b[i];
         match c {
@@ -92,83 +86,19 @@ fn find_meta_commands(sql: &str) -> Vec<(usize, usize)> {
                 continue;
             }
             b'\\' if line_start => {
-                let end = line_end(i);
+                let end = crate::lex::line_end(b, i);
                 out.push((i, end));
                 i = end;
                 continue;
             }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = line_end(i);
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 1;
-                i += 2;
-                while i < b.len() && depth > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            b'\'' => {
-                let escapes =
-                    i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident_byte(b[i - 2]));
-                i += 1;
-                while i < b.len() {
-                    if escapes && b[i] == b'\\' {
-                        i += 2;
-                    } else if b[i] == b'\'' {
-                        i += 1;
-                        break;
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'$' if i == 0 || !is_ident_byte(b[i - 1]) => match dollar_tag(&b[i..]) {
-                Some(tag_len) => {
-                    let tag = &sql[i..i + tag_len];
-                    let body = i + tag_len;
-                    i = sql[body..]
-                        .find(tag)
-                        .map_or(b.len(), |p| body + p + tag_len);
-                }
+            _ => match crate::lex::skip_opaque(b, i) {
+                Some(end) => i = end,
                 None => i += 1,
             },
-            _ => i += 1,
         }
         line_start = false;
     }
     out
-}
-
-fn is_ident_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
-}
-
-/// The length of a dollar-quote tag (`$$`, `$body$`) at the start of `b`.
-fn dollar_tag(b: &[u8]) -> Option<usize> {
-    let mut j = 1;
-    while j < b.len() && is_ident_byte(b[j]) {
-        if j == 1 && b[j].is_ascii_digit() {
-            return None; // `$1` is a parameter
-        }
-        j += 1;
-    }
-    (b.get(j) == Some(&b'$')).then_some(j + 1)
 }
 
 #[cfg(test)]

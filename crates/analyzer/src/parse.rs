@@ -15,6 +15,7 @@ use pg_query::NodeEnum;
 use serde::Serialize;
 
 use crate::facts::{self, Facts};
+use crate::lex;
 
 /// Where a statement sits in its input: a byte range plus the 1-based line
 /// and column (in characters) of its first byte.
@@ -176,14 +177,15 @@ pub fn parse_for(sql: &str, pg_version: Option<u32>) -> Result<Vec<Statement>, P
 const CHUNK_STATEMENTS: usize = 512;
 
 /// The byte ranges to parse one at a time: runs of [`CHUNK_STATEMENTS`]
-/// statements, each cut right after a `;` that [`Lexer`] finds outside
-/// strings, quoted names, dollar quotes and comments. One range for a
+/// statements, each cut right after a `;` outside strings, quoted names,
+/// dollar quotes and comments ([`crate::lex`]); the parser checks every
+/// piece, and a wrong cut makes a piece fail to parse. One range for a
 /// short file.
 fn chunks(sql: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut from = 0;
     let mut count = 0;
-    for end in Lexer::new(sql).semicolons() {
+    for end in semicolons(sql) {
         count += 1;
         if count == CHUNK_STATEMENTS {
             out.push((from, end));
@@ -271,7 +273,7 @@ fn shed_values(node: &mut NodeEnum) {
 /// whitespace and comments are skipped, and trailing ones (before a `;`,
 /// or at the end of the input) dropped.
 fn trim_range(sql: &str, from: usize, to: usize) -> (usize, usize) {
-    let start = Lexer::new(&sql[..to]).skip_blank(from);
+    let start = skip_blank(&sql.as_bytes()[..to], from);
     let text = &sql[start..to];
     let trimmed = text.trim_end_matches(|c: char| c.is_ascii_whitespace());
     let end = start + trimmed.len();
@@ -289,143 +291,33 @@ fn trim_range(sql: &str, from: usize, to: usize) -> (usize, usize) {
     }
 }
 
-/// Just enough of PostgreSQL's lexical rules to find the `;` that end
-/// statements and to skip whitespace and comments: quoted strings
-/// (`'…'` with `''`, `E'…'` with backslash escapes), quoted names,
-/// dollar quotes, `--` and nested `/* */` comments. It only chooses where
-/// to cut a long file and where a statement's text begins; the parser
-/// checks every piece, and a wrong cut makes a piece fail to parse.
-struct Lexer<'a> {
-    sql: &'a [u8],
+/// Offsets just past every `;` outside quotes, dollar quotes and comments.
+fn semicolons(sql: &str) -> impl Iterator<Item = usize> + '_ {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            if b[i] == b';' {
+                i += 1;
+                return Some(i);
+            }
+            i = lex::skip_opaque(b, i).unwrap_or(i + 1);
+        }
+        None
+    })
 }
 
-impl<'a> Lexer<'a> {
-    fn new(sql: &'a str) -> Self {
-        Lexer {
-            sql: sql.as_bytes(),
+/// The first offset at or after `at` that is not whitespace or inside a
+/// comment.
+fn skip_blank(b: &[u8], mut at: usize) -> usize {
+    loop {
+        while at < b.len() && b[at].is_ascii_whitespace() {
+            at += 1;
         }
-    }
-
-    /// The first offset at or after `at` that is not whitespace or inside
-    /// a comment.
-    fn skip_blank(&self, mut at: usize) -> usize {
-        let s = self.sql;
-        loop {
-            while at < s.len() && s[at].is_ascii_whitespace() {
-                at += 1;
-            }
-            match (s.get(at), s.get(at + 1)) {
-                (Some(b'-'), Some(b'-')) => at = self.line_end(at),
-                (Some(b'/'), Some(b'*')) => at = self.comment_end(at),
-                _ => return at.min(s.len()),
-            }
+        if !lex::comment_at(b, at) {
+            return at.min(b.len());
         }
-    }
-
-    fn line_end(&self, at: usize) -> usize {
-        self.sql[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(self.sql.len(), |i| at + i + 1)
-    }
-
-    /// Past the `*/` that closes the (nested) comment opened at `at`.
-    fn comment_end(&self, mut at: usize) -> usize {
-        let s = self.sql;
-        let mut depth = 0usize;
-        while at + 1 < s.len() {
-            match (s[at], s[at + 1]) {
-                (b'/', b'*') => {
-                    depth += 1;
-                    at += 2;
-                }
-                (b'*', b'/') => {
-                    depth -= 1;
-                    at += 2;
-                    if depth == 0 {
-                        return at;
-                    }
-                }
-                _ => at += 1,
-            }
-        }
-        s.len()
-    }
-
-    /// Past the closing quote of the string or name opened at `at`.
-    fn quoted_end(&self, at: usize, quote: u8, backslash: bool) -> usize {
-        let s = self.sql;
-        let mut i = at + 1;
-        while i < s.len() {
-            if backslash && s[i] == b'\\' {
-                i += 2;
-            } else if s[i] == quote {
-                if s.get(i + 1) == Some(&quote) {
-                    i += 2;
-                } else {
-                    return i + 1;
-                }
-            } else {
-                i += 1;
-            }
-        }
-        s.len()
-    }
-
-    /// The `$tag$` opening a dollar quote at `at`, if one does.
-    fn dollar_tag(&self, at: usize) -> Option<&'a [u8]> {
-        let s = self.sql;
-        let mut i = at + 1;
-        if s.get(i).is_some_and(|b| b.is_ascii_digit()) {
-            return None; // a parameter such as $1
-        }
-        while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'_' || s[i] >= 0x80) {
-            i += 1;
-        }
-        (s.get(i) == Some(&b'$')).then(|| &s[at..=i])
-    }
-
-    /// Offsets just past every `;` outside quotes and comments.
-    fn semicolons(&self) -> impl Iterator<Item = usize> + '_ {
-        let s = self.sql;
-        let mut i = 0;
-        std::iter::from_fn(move || {
-            while i < s.len() {
-                let b = s[i];
-                let prev_ident = i > 0
-                    && (s[i - 1].is_ascii_alphanumeric() || s[i - 1] == b'_' || s[i - 1] >= 0x80);
-                match b {
-                    b';' => {
-                        i += 1;
-                        return Some(i);
-                    }
-                    b'-' if s.get(i + 1) == Some(&b'-') => i = self.line_end(i),
-                    b'/' if s.get(i + 1) == Some(&b'*') => i = self.comment_end(i),
-                    b'\'' => {
-                        let escapes = i > 0
-                            && matches!(s[i - 1], b'e' | b'E')
-                            && !(i > 1
-                                && (s[i - 2].is_ascii_alphanumeric()
-                                    || s[i - 2] == b'_'
-                                    || s[i - 2] >= 0x80));
-                        i = self.quoted_end(i, b'\'', escapes);
-                    }
-                    b'"' => i = self.quoted_end(i, b'"', false),
-                    b'$' if !prev_ident => match self.dollar_tag(i) {
-                        Some(tag) => {
-                            let body = i + tag.len();
-                            i = s[body..]
-                                .windows(tag.len())
-                                .position(|w| w == tag)
-                                .map_or(s.len(), |p| body + p + tag.len());
-                        }
-                        None => i += 1,
-                    },
-                    _ => i += 1,
-                }
-            }
-            None
-        })
+        at = lex::skip_opaque(b, at).unwrap_or(b.len());
     }
 }
 

@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::lex;
 use crate::parse::LineIndex;
 
 /// A placeholder with no configured value.
@@ -189,7 +190,7 @@ fn find(sql: &str) -> Vec<Found> {
             // psql variables only count in plain SQL text; Go and Flyway
             // placeholders count inside quotes too.
             q @ (b'\'' | b'"') => {
-                let end = skip_quoted(b, i, q);
+                let end = skip_quoted(sql, i, q);
                 let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
                 out.extend(find_text_placeholders(inner).into_iter().map(|mut f| {
                     f.start += i + 1;
@@ -198,17 +199,11 @@ fn find(sql: &str) -> Vec<Found> {
                 }));
                 i = end;
             }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = b[i..]
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .map_or(b.len(), |p| i + p);
+            b'-' | b'/' if lex::comment_at(b, i) => {
+                i = lex::skip_opaque(b, i).unwrap_or(b.len());
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-            }
-            b'$' if i == 0 || !is_ident_byte(b[i - 1]) => {
-                let tag_len = dollar_tag(&b[i..]);
+            b'$' if i == 0 || !lex::is_ident_byte(b[i - 1]) => {
+                let tag_len = lex::dollar_tag(&b[i..]);
                 match tag_len {
                     Some(len) => {
                         let tag = &sql[i..i + len];
@@ -307,18 +302,15 @@ fn is_name(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-fn is_ident_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
-}
-
 /// Past the quote that closes the one at `start`. A Go template action
 /// inside (`"{{ index .Options "Namespace" }}"`) is stepped over whole, so
 /// the quotes within it do not end the quoted text.
-fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
+fn skip_quoted(sql: &str, start: usize, quote: u8) -> usize {
+    let b = sql.as_bytes();
     let mut i = start + 1;
     while i < b.len() {
         if b[i] == b'{' && b.get(i + 1) == Some(&b'{') {
-            let text = std::str::from_utf8(&b[i + 2..]).unwrap_or("");
+            let text = &sql[i + 2..];
             if let Some(e) = text.find("}}") {
                 if go_template_name(&text[..e]).is_some() {
                     i += 2 + e + 2;
@@ -332,17 +324,6 @@ fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
         i += 1;
     }
     b.len()
-}
-
-fn dollar_tag(b: &[u8]) -> Option<usize> {
-    let mut j = 1;
-    while j < b.len() && is_ident_byte(b[j]) {
-        if j == 1 && b[j].is_ascii_digit() {
-            return None;
-        }
-        j += 1;
-    }
-    (b.get(j) == Some(&b'$')).then_some(j + 1)
 }
 
 #[cfg(test)]
