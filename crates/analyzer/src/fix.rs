@@ -230,6 +230,8 @@ struct Item {
 #[derive(Debug, Clone, Copy)]
 struct TxContext {
     runner: Runner,
+    /// The tool that applies the file, when known: its hints are given.
+    tool: Option<crate::Tool>,
     /// The runner wraps the whole file in one transaction.
     wrapped: bool,
 }
@@ -239,6 +241,17 @@ impl TxContext {
     /// block: not when every statement commits on its own.
     fn separates(&self) -> bool {
         self.wrapped || self.runner == Runner::Lull
+    }
+
+    /// How to run a statement outside the runner's transaction, in the
+    /// words of the tool that applies the file.
+    fn outside_hint(&self) -> String {
+        match self.tool {
+            Some(tool) => format!("to run it outside a transaction, {}", tool.no_transaction_hint()),
+            None => "move the statement to its own migration marked non-transactional \
+                     (sqlx `-- no-transaction`, dbmate `transaction:false`), or let lull run the file"
+                .into(),
+        }
     }
 }
 
@@ -252,6 +265,7 @@ fn fix_file(
 ) {
     let tx = TxContext {
         runner: crate::lint::file_runner(file, &opts.lint).0,
+        tool: crate::lint::file_runner(file, &opts.lint).1,
         wrapped: crate::lint::file_wrapped(file, stmts, &opts.lint),
     };
     let in_block = explicit_blocks(stmts);
@@ -479,9 +493,10 @@ fn rewrite(
                         skip(
                             result,
                             rule,
-                            "the runner wraps this file in a transaction, where CONCURRENTLY fails: \
-                             move the statement to its own migration marked non-transactional \
-                             (sqlx `-- no-transaction`, dbmate `transaction:false`)",
+                            &format!(
+                                "the runner wraps this file in a transaction, where CONCURRENTLY fails: {}",
+                                ctx.tx.outside_hint()
+                            ),
                         );
                     }
                 } else {
@@ -520,9 +535,10 @@ fn rewrite(
             skip(
                 result,
                 IN_TRANSACTION,
-                "the runner wraps this file in a transaction: move the statement to its own \
-                 migration marked non-transactional (sqlx `-- no-transaction`, dbmate \
-                 `transaction:false`), or let lull run the file",
+                &format!(
+                    "the runner wraps this file in a transaction: {}",
+                    ctx.tx.outside_hint()
+                ),
             );
         }
     }

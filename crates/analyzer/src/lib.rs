@@ -15,6 +15,7 @@
 //! library.
 
 mod ast;
+pub mod data;
 mod facts;
 mod fix;
 mod lex;

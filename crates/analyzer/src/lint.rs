@@ -135,6 +135,9 @@ pub struct SourceFile {
     /// How this file is run, when it differs from [`LintOptions::runner`]
     /// (the layout says so); `None` follows the options.
     pub runner: Option<Runner>,
+    /// Already applied on the target database: its statements have run,
+    /// so today's data says nothing about them.
+    pub applied: bool,
 }
 
 /// Everything that tunes a lint run.
@@ -168,6 +171,9 @@ pub struct LintOptions {
     /// lull.toml), substituted before parsing; findings still point into
     /// the file as written (see [`crate::placeholders`]).
     pub placeholders: BTreeMap<String, String>,
+    /// Answers questions about today's rows on the target database (see
+    /// [`crate::data`]); `None` offline.
+    pub data: Option<std::sync::Arc<dyn crate::data::DataSource>>,
 }
 
 impl Default for LintOptions {
@@ -184,6 +190,7 @@ impl Default for LintOptions {
             catalog_indexes: None,
             whole_history: false,
             placeholders: BTreeMap::new(),
+            data: None,
         }
     }
 }
@@ -389,6 +396,22 @@ impl<'a> FileCtx<'a> {
     /// Whether `relation` existed before this unit ran.
     pub(crate) fn existing(&self, idx: usize, relation: &str) -> bool {
         !self.is_new(idx, relation)
+    }
+
+    /// Asks the database about today's rows of `relation` for statement
+    /// `idx`; `None` without a database, for an applied file, or when the
+    /// relation is new in this unit (it holds no rows of today).
+    pub(crate) fn ask(
+        &self,
+        idx: usize,
+        relation: &str,
+        probe: &crate::data::Probe,
+    ) -> Option<crate::data::Outcome> {
+        let source = self.opts.data.as_ref()?;
+        if self.file.applied || self.is_new(idx, relation) {
+            return None;
+        }
+        Some(source.answer(probe))
     }
 
     /// The known size of a table.

@@ -286,23 +286,41 @@ fn stdin_with_write_prints_the_fixed_sql() {
 }
 
 #[test]
-fn dbmate_up_sections_are_fixed_in_place() {
+fn dbmate_up_sections_are_fixed_in_place_as_dbmate_runs_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     std::fs::create_dir(&db).unwrap();
-    let file = db.join("20240101000000_index.sql");
+    // dbmate wraps this file in a transaction (the layout says so): no
+    // CONCURRENTLY there; the fix says how dbmate runs it outside one.
+    let wrapped = db.join("20240101000000_index.sql");
     std::fs::write(
-        &file,
+        &wrapped,
         "-- migrate:up\nCREATE INDEX i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n",
     )
     .unwrap();
-    lull(dir.path())
+    // `transaction:false`: dbmate runs it as written, CONCURRENTLY works.
+    let plain = db.join("20240102000000_index.sql");
+    std::fs::write(
+        &plain,
+        "-- migrate:up transaction:false\nCREATE INDEX j ON t (b);\n\n-- migrate:down\nDROP INDEX j;\n",
+    )
+    .unwrap();
+    let out = lull(dir.path())
         .args(["fix", "--write", "db"])
         .assert()
         .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("not fixed create-index-not-concurrently: the runner wraps this file in a transaction, where CONCURRENTLY fails: to run it outside a transaction, put it in a migration of its own that starts with `-- migrate:up transaction:false`"),
+        "{stderr}"
+    );
     assert_eq!(
-        std::fs::read_to_string(&file).unwrap(),
-        "-- migrate:up\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n"
+        std::fs::read_to_string(&wrapped).unwrap(),
+        "-- migrate:up\nSET lock_timeout = '2s';\nSET statement_timeout = '5min';\nCREATE INDEX i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&plain).unwrap(),
+        "-- migrate:up transaction:false\nSET lock_timeout = '2s';\nSET statement_timeout = '5min';\nCREATE INDEX CONCURRENTLY IF NOT EXISTS j ON t (b);\n\n-- migrate:down\nDROP INDEX j;\n"
     );
 }
 

@@ -24,15 +24,18 @@ mod drop_index_not_concurrently;
 mod drop_not_null;
 mod drop_object;
 mod drop_table;
+mod duplicates_block_unique;
 mod enum_value_used_in_transaction;
 mod exclusion_constraint;
 mod hidden_ddl;
 mod identifier_too_long;
+mod invalid_index_kept;
 mod lock_table;
 mod meta;
 mod missing_if_not_exists;
 mod missing_lock_timeout;
 mod missing_statement_timeout;
+mod nulls_block_not_null;
 mod one_large_table_per_migration;
 mod prefer_bigint;
 mod prefer_jsonb;
@@ -111,6 +114,9 @@ static ALL: &[&Rule] = &[
     &constraint_not_valid::RULE,
     &unique_constraint_without_index::RULE,
     &set_not_null::RULE,
+    &duplicates_block_unique::RULE,
+    &nulls_block_not_null::RULE,
+    &invalid_index_kept::RULE,
     &add_column_volatile_default::RULE,
     &add_column_required::RULE,
     &add_column_rewrite::RULE,

@@ -63,7 +63,8 @@ pub struct Args {
     pub write: bool,
 
     /// Who will run these files, which decides where transactions must be
-    /// split [default: `runner` in lull.toml, else lull].
+    /// split [default: `runner` in lull.toml, else the directory's layout
+    /// (Prisma, sqlx, dbmate, …), else lull].
     #[arg(long, value_enum)]
     pub runner: Option<RunnerArg>,
 
@@ -94,7 +95,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     let config = global.config()?;
     let opts = options(&config, &args)?;
     let inputs = collect(&args.paths, &config)?;
-    let sources: Vec<SourceFile> = inputs.iter().map(|i| i.source.clone()).collect();
+    let mut sources: Vec<SourceFile> = inputs.iter().map(|i| i.source.clone()).collect();
+    // The layout names the runner unless --runner or lull.toml does.
+    super::lint::stamp_runner(
+        &mut sources,
+        super::lint::runner_choice(&config, args.runner),
+    );
     let fixes = fix(&sources, &opts);
     let mut out = anstream::stdout();
     let mut err = anstream::stderr();
@@ -267,6 +273,8 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Vec<Input>, CliEr
                 line_offset: up.line_offset,
                 no_transaction: m.no_transaction,
                 has_down: m.layout.has_down().then_some(m.down.is_some()),
+                tool: Some(super::lint::inputs::tool_of(m.layout)),
+                runner: Some(super::lint::inputs::tool_of(m.layout).runner()),
                 ..SourceFile::default()
             },
             path: Some(up.path.clone()),

@@ -6,7 +6,7 @@
 //! `{"tables": {"public.users": {"rows": 1200000, "bytes": 402653184}}}`,
 //! with `rows` from `pg_class.reltuples` (the planner's estimate, 0 for a
 //! table never analyzed) and `bytes` from `pg_total_relation_size` (heap,
-//! indexes and TOAST). Reading them takes no lock and scans nothing.
+//! indexes and TOAST), or from pg_class page counts when a table is locked.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,8 +38,10 @@ enum StatsCommand {
 /// lull.toml) and reads, for every table, partitioned table and
 /// materialized view outside the system schemas: `reltuples` (the
 /// planner's row estimate; run ANALYZE first on a fresh database) and
-/// `pg_total_relation_size` (heap, indexes and TOAST). Reading them takes
-/// no lock and scans nothing, so it is safe on production.
+/// `pg_total_relation_size` (heap, indexes and TOAST). Reading them scans
+/// nothing; when a table is locked by a running migration, lull waits 2 s
+/// and then takes the sizes from the page counts in pg_class (kept by
+/// VACUUM and ANALYZE), so it is safe on production.
 ///
 /// `lull lint --stats FILE` (or `[lint] stats_file = "FILE"`) then lowers
 /// findings on small tables and raises them on large ones, offline.
@@ -113,25 +115,52 @@ pub fn read_table_stats(
                     redact_url(url)
                 ))
             })?;
-        let rows = client
-            .query(
-                "SELECT n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8, \
-                        pg_total_relation_size(c.oid)::int8 \
+        // pg_total_relation_size takes ACCESS SHARE on each table, which
+        // waits behind a migration holding ACCESS EXCLUSIVE; after a short
+        // lock timeout the sizes come from the page counts VACUUM and
+        // ANALYZE keep in pg_class instead, which take no lock.
+        let query = |bytes: &str| {
+            format!(
+                "SELECT n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8, {bytes}::int8 \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p', 'm') \
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-                   AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))",
-                &[&schemas],
+                   AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))"
             )
+        };
+        let fail = |e: tokio_postgres::Error| {
+            CliError::new(format!(
+                "cannot read table sizes from {}: {}",
+                redact_url(url),
+                lull_engine::pg_message(&e)
+            ))
+        };
+        client
+            .batch_execute("SET lock_timeout = 2000")
             .await
-            .map_err(|e| {
-                CliError::new(format!(
-                    "cannot read table sizes from {}: {}",
-                    redact_url(url),
-                    lull_engine::pg_message(&e)
-                ))
-            })?;
+            .map_err(fail)?;
+        let exact = client
+            .query(query("pg_total_relation_size(c.oid)").as_str(), &[&schemas])
+            .await;
+        let rows = match exact {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                client
+                    .query(
+                        query(
+                            "(c.relpages::int8 + coalesce((SELECT t.relpages FROM pg_class t \
+                              WHERE t.oid = c.reltoastrelid), 0) + coalesce((SELECT sum(ic.relpages) \
+                              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                              WHERE i.indrelid = c.oid), 0)) * current_setting('block_size')::int8",
+                        )
+                        .as_str(),
+                        &[&schemas],
+                    )
+                    .await
+            }
+            other => other,
+        }
+        .map_err(fail)?;
         let mut stats = TableStats::default();
         for row in rows {
             let schema: String = row.get(0);

@@ -1,7 +1,8 @@
 //! What `lull lint` reads from the target database when a URL is given:
 //! the server's major version, the indexes in its catalog (for
 //! `unindexed-foreign-key`), and which migrations are already applied
-//! there (so the pending ones are linted as one unit).
+//! there (so the pending ones are linted as one unit), and, for the data
+//! rules, today's rows ([`Rows`]).
 //!
 //! Read-only: it never creates lull's schema or any table. History tables
 //! of the tools lull reads (lull's own, sqlx, golang-migrate / dbmate,
@@ -9,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use lull_analyzer::data::{DataSource, Outcome, Probe};
 use lull_config::redact_url;
 
 use crate::error::CliError;
@@ -22,8 +24,23 @@ pub struct DatabaseFacts {
     pub indexes: Vec<(String, Vec<String>)>,
     /// Applied migrations: versions, and Prisma's `<ts>_<name>` labels.
     pub applied: BTreeSet<String>,
+    /// golang-migrate keeps one row, the last version applied: every
+    /// numeric version up to it is applied.
+    pub applied_through: Option<i64>,
     /// Whether any history table was found at all.
     pub has_history: bool,
+}
+
+impl DatabaseFacts {
+    /// Whether the migration with this version (or Prisma label) is applied.
+    pub fn is_applied(&self, version: &str, label: &str) -> bool {
+        self.applied.contains(version)
+            || self.applied.contains(label)
+            || self
+                .applied_through
+                .zip(version.parse::<i64>().ok())
+                .is_some_and(|(through, v)| v <= through)
+    }
 }
 
 /// Reads the server version, the catalog's indexes and the applied
@@ -125,6 +142,108 @@ pub fn read(url: &str, lull_schema: &str) -> Result<DatabaseFacts, CliError> {
                 .applied
                 .extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
         }
+        // golang-migrate's table: (version bigint, dirty boolean), one row.
+        let through = client
+            .query_opt(
+                "SELECT max(version)::bigint FROM schema_migrations \
+                 WHERE EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'dirty' \
+                 AND NOT attisdropped AND attrelid = to_regclass('schema_migrations'))",
+                &[],
+            )
+            .await;
+        if let Ok(Some(row)) = through {
+            facts.applied_through = row.get(0);
+        }
         Ok(facts)
     })
+}
+
+/// How long one question about today's rows may run on the server.
+pub const PROBE_TIMEOUT_MS: u64 = 5000;
+
+/// Answers the data rules' probes on one read-only connection, each query
+/// bounded by [`PROBE_TIMEOUT_MS`] and a short lock timeout; the same probe
+/// is asked once.
+pub struct Rows {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    answers: std::sync::Mutex<std::collections::HashMap<Probe, Outcome>>,
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows").finish_non_exhaustive()
+    }
+}
+
+impl Rows {
+    /// Connects for probes: read-only, with the timeouts set.
+    pub fn connect(url: &str) -> Result<Rows, CliError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+        let client = runtime.block_on(async {
+            let client = lull_engine::db::connect(url, "lull lint")
+                .await
+                .map_err(|e| {
+                    CliError::new(format!("cannot connect to {}: {e}", redact_url(url)))
+                        .hint("pass --offline to lint without the database")
+                })?;
+            client
+                .batch_execute(&format!(
+                    "SET default_transaction_read_only = on; \
+                     SET statement_timeout = {PROBE_TIMEOUT_MS}; SET lock_timeout = 1000"
+                ))
+                .await
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "cannot prepare the data checks on {}: {}",
+                        redact_url(url),
+                        lull_engine::pg_message(&e)
+                    ))
+                    .hint("pass --no-data-checks to lint without reading rows")
+                })?;
+            Ok::<_, CliError>(client)
+        })?;
+        Ok(Rows {
+            runtime,
+            client,
+            answers: Default::default(),
+        })
+    }
+
+    async fn ask(&self, probe: &Probe) -> Outcome {
+        let exists = self
+            .client
+            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&probe.table])
+            .await;
+        match exists {
+            Ok(row) if !row.get::<_, bool>(0) => return Outcome::NoTable,
+            Ok(_) => {}
+            Err(e) => return Outcome::Unknown(lull_engine::pg_message(&e)),
+        }
+        match self.client.query_one(probe.sql.as_str(), &[]).await {
+            Ok(row) => Outcome::Count(row.get::<_, i64>(0)),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                Outcome::Unknown(format!(
+                    "the count did not finish within {} s (the table is large; check by hand)",
+                    PROBE_TIMEOUT_MS / 1000
+                ))
+            }
+            Err(e) => Outcome::Unknown(lull_engine::pg_message(&e)),
+        }
+    }
+}
+
+impl DataSource for Rows {
+    fn answer(&self, probe: &Probe) -> Outcome {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = answers.get(probe) {
+            return known.clone();
+        }
+        let outcome = self.runtime.block_on(self.ask(probe));
+        answers.insert(probe.clone(), outcome.clone());
+        outcome
+    }
 }

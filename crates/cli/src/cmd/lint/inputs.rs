@@ -191,6 +191,7 @@ fn directory(dir: &Path, excludes: &[glob::Pattern]) -> Result<Collected, CliErr
                 runs_with_previous: false,
                 tool: Some(tool_of(m.layout)),
                 runner: Some(tool_of(m.layout).runner()),
+                applied: false,
             },
             id,
         );

@@ -56,6 +56,12 @@ use crate::error::{exit, CliError, CliResult};
 /// (or `[lint] stats_file`) reads a file written by `lull stats export`.
 /// Findings on small tables are lowered a level, on large ones raised.
 ///
+/// With a database lint also asks today's rows, one bounded read-only
+/// count each (5 s): a UNIQUE index or PRIMARY KEY over values that
+/// already repeat, SET NOT NULL over NULLs, and CREATE INDEX IF NOT
+/// EXISTS over an INVALID index of that name fail or mislead on today's
+/// data. --no-data-checks skips them.
+///
 /// Suppress a finding with `-- lull:ignore RULE reason` on or above the
 /// statement, or `-- lull:ignore-file RULE` at the top of a file; set rule
 /// levels under `[lint.rules]` in lull.toml. `lull explain RULE` shows
@@ -87,7 +93,8 @@ pub struct Args {
     pub fail_on: Option<FailOn>,
 
     /// Who will run these files, which decides their transactions
-    /// [default: `runner` in lull.toml, else lull].
+    /// [default: `runner` in lull.toml, else the directory's layout
+    /// (Prisma, sqlx, dbmate, …), else lull].
     #[arg(long, value_enum)]
     pub runner: Option<RunnerArg>,
 
@@ -113,6 +120,11 @@ pub struct Args {
     /// else current].
     #[arg(long, value_name = "MAJOR")]
     pub pg_version: Option<u32>,
+
+    /// With a database, do not count today's duplicates and NULLs (or look
+    /// for INVALID indexes) for the statements that would fail on them.
+    #[arg(long)]
+    pub no_data_checks: bool,
 }
 
 /// How findings are printed.
@@ -247,8 +259,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         if opts.pg_version.is_none() {
             opts.pg_version = db.major;
         }
+        mark_pending(&mut files, &collected.ids, &db);
         opts.catalog_indexes = Some(db.indexes);
-        mark_pending(&mut files, &collected.ids, &db.applied);
+        if !args.no_data_checks {
+            opts.data = Some(std::sync::Arc::new(database::Rows::connect(&url)?));
+        }
     }
     let mut report = lint(&files, &opts);
     if let Some(reference) = &args.changed_since {
@@ -276,19 +291,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
     Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
 }
 
-/// Marks runs of consecutive migrations not yet applied on the database:
-/// one deploy applies them together, so each joins the one before it.
+/// Marks the migrations applied on the database, and runs of consecutive
+/// pending ones: one deploy applies them together, so each joins the one
+/// before it.
 fn mark_pending(
     files: &mut [SourceFile],
     ids: &[Option<(String, String)>],
-    applied: &std::collections::BTreeSet<String>,
+    db: &database::DatabaseFacts,
 ) {
     let mut previous_pending = false;
     for (file, id) in files.iter_mut().zip(ids) {
-        let pending = id
+        let applied = id
             .as_ref()
-            .is_some_and(|(version, label)| !applied.contains(version) && !applied.contains(label));
+            .is_some_and(|(version, label)| db.is_applied(version, label));
+        let pending = id.is_some() && !applied;
         file.runs_with_previous = pending && previous_pending;
+        file.applied = applied;
         previous_pending = pending;
     }
 }
