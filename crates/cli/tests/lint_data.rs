@@ -84,7 +84,7 @@ fn seed(db: &TestDb) {
              INSERT INTO users VALUES
                (1, 'a@x', 'ann', 1, NULL), (2, 'a@x', NULL, 2, NULL),
                (3, 'b@x', NULL, 1, now()), (4, 'b@x', 'bob', 1, now()),
-               (5, 'c@x', 'cy', 3, NULL), (6, NULL, 'dee', 4, NULL), (7, NULL, 'eve', 5, NULL);
+               (5, 'c@x', 'cy', 3, NULL), (6, NULL, 'dee', 4, NULL), (7, NULL, 'ann', 5, NULL);
              CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
              INSERT INTO schema_migrations VALUES (2, false);",
         )

@@ -247,3 +247,25 @@ impl DataSource for Rows {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseFacts;
+
+    #[test]
+    fn golang_migrates_one_row_marks_every_earlier_version_applied() {
+        let facts = DatabaseFacts {
+            applied: ["20240101_init".to_string(), "7".to_string()].into(),
+            applied_through: Some(20240301),
+            ..DatabaseFacts::default()
+        };
+        assert!(facts.is_applied("20240201", "20240201_users"));
+        assert!(facts.is_applied("20240301", ""));
+        assert!(!facts.is_applied("20240302", ""));
+        assert!(facts.is_applied("x", "20240101_init"));
+        // Not a number: only the rows count.
+        assert!(!facts.is_applied("2024-01-01-000000", ""));
+        let none = DatabaseFacts::default();
+        assert!(!none.is_applied("1", "1_init"));
+    }
+}
