@@ -17,6 +17,7 @@
 //! those into [`SourceFile`]s and [`LintOptions`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -280,12 +281,12 @@ pub(crate) struct StmtInfo {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunState {
     /// Relations created so far.
-    pub new: NewRelations,
+    pub new: Arc<NewRelations>,
     /// (table, column) pairs proven NOT NULL by a validated CHECK.
-    pub not_null_checks: BTreeSet<(String, String)>,
+    pub not_null_checks: Arc<BTreeSet<(String, String)>>,
     /// Indexes created anywhere in the files given or found in the
     /// catalog, by relation name: (table, columns).
-    pub indexes: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    pub indexes: Arc<BTreeMap<String, Vec<(String, Vec<String>)>>>,
     /// Whether `indexes` knows the whole history (a directory, or the
     /// catalog), so a missing index is really missing.
     pub indexes_complete: bool,
@@ -294,21 +295,29 @@ pub(crate) struct RunState {
 impl RunState {
     /// Starts a new unit: what earlier files created is live from now on.
     fn start_unit(&mut self) {
-        self.new = NewRelations::new();
+        self.new = Arc::default();
     }
 
-    fn absorb(&mut self, stmts: &[Statement]) {
-        for stmt in stmts {
-            self.new.record(stmt);
+    /// Takes in what a file leaves behind; the relations it creates only
+    /// when the next file joins its unit (`next_joins`).
+    fn absorb(&mut self, stmts: &[Statement], next_joins: bool) {
+        if next_joins {
+            let new = Arc::make_mut(&mut self.new);
+            for stmt in stmts {
+                new.record(stmt);
+            }
         }
-        self.not_null_checks
-            .extend(rules::set_not_null::proven_columns(stmts));
+        let proven = rules::set_not_null::proven_columns(stmts);
+        if !proven.is_empty() {
+            Arc::make_mut(&mut self.not_null_checks).extend(proven);
+        }
     }
 
     fn add_indexes(&mut self, indexes: impl IntoIterator<Item = (String, Vec<String>)>) {
+        let map = Arc::make_mut(&mut self.indexes);
         for (table, cols) in indexes {
             let relname = table.rsplit('.').next().unwrap_or(&table).to_string();
-            self.indexes.entry(relname).or_default().push((table, cols));
+            map.entry(relname).or_default().push((table, cols));
         }
     }
 }
@@ -513,14 +522,13 @@ fn transaction_info(
     out
 }
 
-/// Records a file that does not parse (or has a placeholder without a
-/// value): a `parse-error` finding at the position in the file.
-fn push_parse_error(
-    report: &mut LintReport,
+/// A file that does not parse (or has a placeholder without a value): a
+/// `parse-error` finding at the position in the file.
+fn parse_error(
     file: &SourceFile,
     err: ParseError,
     opts: &LintOptions,
-) {
+) -> (Vec<Finding>, FileReport) {
     let level = rules::get(rules::PARSE_ERROR).and_then(|r| effective_level(r, opts));
     let span = Span {
         start: err.offset,
@@ -528,21 +536,25 @@ fn push_parse_error(
         line: err.line + file.line_offset,
         column: err.column,
     };
-    report.findings.extend(level.map(|severity| Finding {
-        rule: rules::PARSE_ERROR,
-        severity,
-        message: err.message.clone(),
-        file: file.path.clone(),
-        span,
-        help: Some("fix the syntax error; PostgreSQL would reject this file".into()),
-        table: None,
-    }));
-    report.files.push(FileReport {
+    let findings = level
+        .map(|severity| Finding {
+            rule: rules::PARSE_ERROR,
+            severity,
+            message: err.message.clone(),
+            file: file.path.clone(),
+            span,
+            help: Some("fix the syntax error; PostgreSQL would reject this file".into()),
+            table: None,
+        })
+        .into_iter()
+        .collect();
+    let report = FileReport {
         path: file.path.clone(),
         statements: 0,
         risk: Risk::low(),
         parse_error: Some(err),
-    });
+    };
+    (findings, report)
 }
 
 /// A rule's raw result before levels, sizes and suppressions.
@@ -607,195 +619,221 @@ const REWRITTEN_BY_LULL: &[&str] = &[
     "set-not-null",
 ];
 
-/// Parses every file for the target major, on all cores for more than a
-/// handful of files; the results are in the order given.
-fn parse_all(texts: &[&str], pg_version: Option<u32>) -> Vec<Result<Vec<Statement>, ParseError>> {
+/// Runs `work` on every item, on all cores for more than a handful of
+/// items; the results are in the order given.
+fn par_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(texts.len() / 8)
+        .min(items.len() / 8)
         .max(1);
     if threads == 1 {
-        return texts.iter().map(|t| parse_for(t, pg_version)).collect();
+        return items.iter().map(&work).collect();
     }
-    let chunk = texts.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = texts
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|t| parse_for(t, pg_version))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
             .flat_map(|h| match h.join() {
-                Ok(parsed) => parsed,
+                Ok(done) => done,
                 Err(panic) => std::panic::resume_unwind(panic),
             })
             .collect()
     })
 }
 
-/// Lints `files` in run order.
-pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
-    let mut report = LintReport {
-        findings: Vec::new(),
-        files: Vec::new(),
-    };
+/// A file with its placeholders substituted, parsed for the target major.
+struct Parsed {
+    substituted: Result<crate::placeholders::Substituted, ParseError>,
+    stmts: Result<Vec<Statement>, ParseError>,
+}
+
+fn substitute_and_parse(file: &SourceFile, opts: &LintOptions) -> Parsed {
     // Templated SQL first gets its placeholders' values; positions are
     // mapped back into the file as written.
-    let substituted: Vec<Result<crate::placeholders::Substituted, ParseError>> = files
-        .iter()
-        .map(|f| {
-            crate::placeholders::substitute(&f.sql, &opts.placeholders).map_err(|unknown| {
-                ParseError {
-                    message: unknown.to_string(),
-                    offset: unknown.offset,
-                    line: unknown.line,
-                    column: unknown.column,
-                }
-            })
-        })
-        .collect();
-    let texts: Vec<&str> = files
-        .iter()
-        .zip(&substituted)
-        .map(|(f, s)| match s {
-            Ok(s) if s.changed() => s.sql.as_str(),
-            Ok(_) => f.sql.as_str(),
-            Err(_) => "",
-        })
-        .collect();
-    let parsed = parse_all(&texts, opts.pg_version);
+    let substituted =
+        crate::placeholders::substitute(&file.sql, &opts.placeholders).map_err(|unknown| {
+            ParseError {
+                message: unknown.to_string(),
+                offset: unknown.offset,
+                line: unknown.line,
+                column: unknown.column,
+            }
+        });
+    let stmts = match &substituted {
+        Ok(s) if s.changed() => parse_for(&s.sql, opts.pg_version),
+        Ok(_) => parse_for(&file.sql, opts.pg_version),
+        Err(e) => Err(e.clone()),
+    };
+    Parsed { substituted, stmts }
+}
+
+/// Lints `files` in run order.
+///
+/// Parsing and the rules run on all cores, file by file; the only part in
+/// order is the run state each file starts from (what earlier files of
+/// its unit created, the NOT NULL checks proven so far), which is cheap
+/// and shared between files until one changes it.
+pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
+    let parsed = par_map(files, |f| substitute_and_parse(f, opts));
     let mut run = RunState::default();
     // Indexes persist: whatever file of the history creates one, and the
     // catalog, count for every foreign key.
-    for stmts in parsed.iter().flatten() {
-        run.add_indexes(rules::unindexed_foreign_key::created_indexes(stmts));
+    let mut indexes = RunState::default();
+    for p in &parsed {
+        if let Ok(stmts) = &p.stmts {
+            indexes.add_indexes(rules::unindexed_foreign_key::created_indexes(stmts));
+        }
     }
     if let Some(catalog) = &opts.catalog_indexes {
-        run.add_indexes(catalog.iter().cloned());
+        indexes.add_indexes(catalog.iter().cloned());
     }
+    run.indexes = indexes.indexes;
     run.indexes_complete = opts.whole_history || opts.catalog_indexes.is_some();
+    let mut starts = Vec::with_capacity(files.len());
+    for (i, (file, p)) in files.iter().zip(&parsed).enumerate() {
+        if !file.runs_with_previous {
+            run.start_unit();
+        }
+        starts.push(run.clone());
+        if let Ok(stmts) = &p.stmts {
+            let next_joins = files.get(i + 1).is_some_and(|f| f.runs_with_previous);
+            run.absorb(stmts, next_joins);
+        }
+    }
     let active: Vec<(&Rule, Severity)> = rules::all()
         .iter()
         .filter_map(|r| effective_level(r, opts).map(|s| (*r, s)))
         .collect();
-    for ((original, substituted), parsed) in files.iter().zip(substituted).zip(parsed) {
-        if !original.runs_with_previous {
-            run.start_unit();
-        }
-        let substituted = match substituted {
-            Ok(s) => s,
-            Err(err) => {
-                push_parse_error(&mut report, original, err, opts);
-                continue;
-            }
-        };
-        let owned;
-        let file: &SourceFile = if substituted.changed() {
-            owned = SourceFile {
-                sql: substituted.sql.clone(),
-                ..original.clone()
-            };
-            &owned
-        } else {
-            original
-        };
-        let back = |span: Span| -> Span {
-            if !substituted.changed() {
-                return span;
-            }
-            let start = substituted.original_offset(span.start);
-            let end = substituted.original_offset(span.end).max(start);
-            let (line, column) =
-                crate::parse::LineIndex::new(&original.sql).position(&original.sql, start);
-            Span {
-                start,
-                end,
-                line: line + file.line_offset,
-                column,
-            }
-        };
-        let stmts = match parsed {
-            Ok(stmts) => stmts,
-            Err(mut err) => {
-                if substituted.changed() {
-                    err.offset = substituted.original_offset(err.offset);
-                    let (line, column) = crate::parse::LineIndex::new(&original.sql)
-                        .position(&original.sql, err.offset);
-                    err.line = line;
-                    err.column = column;
-                }
-                push_parse_error(&mut report, original, err, opts);
-                continue;
-            }
-        };
-        let ctx = FileCtx::new(file, &stmts, opts, &run);
-        let mut suppressions = suppress::collect(&file.sql, &stmts);
-        let mut findings = Vec::new();
-        for (rule, severity) in &active {
-            for mut hit in (rule.check)(&ctx) {
-                let Some(stmt) = stmts.get(hit.stmt) else {
-                    continue;
-                };
-                if suppressions.suppress(rule.id, hit.stmt) {
-                    continue;
-                }
-                let mut severity = match (&hit.table, rule.size_sensitive) {
-                    (Some(table), true) if !opts.levels.contains_key(rule.id) => {
-                        match ctx.is_large(table) {
-                            Some(true) => severity.raise(),
-                            Some(false) => severity.lower(),
-                            None => *severity,
-                        }
-                    }
-                    _ => *severity,
-                };
-                if let Some(s) = hit.severity {
-                    if !opts.levels.contains_key(rule.id) {
-                        severity = severity.min(s);
-                    }
-                }
-                if ctx.tool == Some(Tool::Lull)
-                    && REWRITTEN_BY_LULL.contains(&rule.id)
-                    && !ctx.info[hit.stmt].explicit_block
-                {
-                    if let Some(form) = ctx.safe_form(hit.stmt) {
-                        severity = Severity::Info;
-                        hit.message = format!(
-                            "lull migrate runs this as {}: {} ({})",
-                            form.rewrite_phrase(),
-                            form.note,
-                            hit.message
-                        );
-                    }
-                }
-                findings.push(finding(file, stmt.span, rule.id, severity, hit));
-            }
-        }
-        let is_active = |id: &str| active.iter().any(|(r, _)| r.id == id);
-        findings.extend(suppression_findings(file, &suppressions, is_active, opts));
-        // Positions in the substituted text point back into the file.
-        for f in &mut findings {
-            f.span = back(f.span);
-        }
-        findings.sort_by_key(|f| (f.span.start, f.rule));
+    let jobs: Vec<(usize, RunState)> = starts.into_iter().enumerate().collect();
+    let done = par_map(&jobs, |(i, start)| {
+        lint_file(&files[*i], &parsed[*i], start, opts, &active)
+    });
+    let mut report = LintReport {
+        findings: Vec::new(),
+        files: Vec::with_capacity(files.len()),
+    };
+    for (findings, file) in done {
         report.findings.extend(findings);
-        let risk = risk::assess(&ctx);
-        report.files.push(FileReport {
-            path: file.path.clone(),
-            statements: stmts.len(),
-            risk,
-            parse_error: None,
-        });
-        run.absorb(&stmts);
+        report.files.push(file);
     }
     report
+}
+
+/// The findings and the report of one file.
+fn lint_file(
+    original: &SourceFile,
+    parsed: &Parsed,
+    run: &RunState,
+    opts: &LintOptions,
+    active: &[(&Rule, Severity)],
+) -> (Vec<Finding>, FileReport) {
+    let substituted = match &parsed.substituted {
+        Ok(s) => s,
+        Err(err) => return parse_error(original, err.clone(), opts),
+    };
+    let owned;
+    let file: &SourceFile = if substituted.changed() {
+        owned = SourceFile {
+            sql: substituted.sql.clone(),
+            ..original.clone()
+        };
+        &owned
+    } else {
+        original
+    };
+    let back = |span: Span| -> Span {
+        if !substituted.changed() {
+            return span;
+        }
+        let start = substituted.original_offset(span.start);
+        let end = substituted.original_offset(span.end).max(start);
+        let (line, column) =
+            crate::parse::LineIndex::new(&original.sql).position(&original.sql, start);
+        Span {
+            start,
+            end,
+            line: line + file.line_offset,
+            column,
+        }
+    };
+    let stmts = match &parsed.stmts {
+        Ok(stmts) => stmts,
+        Err(err) => {
+            let mut err = err.clone();
+            if substituted.changed() {
+                err.offset = substituted.original_offset(err.offset);
+                let (line, column) =
+                    crate::parse::LineIndex::new(&original.sql).position(&original.sql, err.offset);
+                err.line = line;
+                err.column = column;
+            }
+            return parse_error(original, err, opts);
+        }
+    };
+    let ctx = FileCtx::new(file, stmts, opts, run);
+    let mut suppressions = suppress::collect(&file.sql, stmts);
+    let mut findings = Vec::new();
+    for (rule, severity) in active {
+        for mut hit in (rule.check)(&ctx) {
+            let Some(stmt) = stmts.get(hit.stmt) else {
+                continue;
+            };
+            if suppressions.suppress(rule.id, hit.stmt) {
+                continue;
+            }
+            let mut severity = match (&hit.table, rule.size_sensitive) {
+                (Some(table), true) if !opts.levels.contains_key(rule.id) => {
+                    match ctx.is_large(table) {
+                        Some(true) => severity.raise(),
+                        Some(false) => severity.lower(),
+                        None => *severity,
+                    }
+                }
+                _ => *severity,
+            };
+            if let Some(s) = hit.severity {
+                if !opts.levels.contains_key(rule.id) {
+                    severity = severity.min(s);
+                }
+            }
+            if ctx.tool == Some(Tool::Lull)
+                && REWRITTEN_BY_LULL.contains(&rule.id)
+                && !ctx.info[hit.stmt].explicit_block
+            {
+                if let Some(form) = ctx.safe_form(hit.stmt) {
+                    severity = Severity::Info;
+                    hit.message = format!(
+                        "lull migrate runs this as {}: {} ({})",
+                        form.rewrite_phrase(),
+                        form.note,
+                        hit.message
+                    );
+                }
+            }
+            findings.push(finding(file, stmt.span, rule.id, severity, hit));
+        }
+    }
+    let is_active = |id: &str| active.iter().any(|(r, _)| r.id == id);
+    findings.extend(suppression_findings(file, &suppressions, is_active, opts));
+    // Positions in the substituted text point back into the file.
+    for f in &mut findings {
+        f.span = back(f.span);
+    }
+    findings.sort_by_key(|f| (f.span.start, f.rule));
+    let risk = risk::assess(&ctx);
+    let report = FileReport {
+        path: file.path.clone(),
+        statements: stmts.len(),
+        risk,
+        parse_error: None,
+    };
+    (findings, report)
 }
 
 fn finding(
