@@ -125,4 +125,14 @@ mod tests {
         // changes the checksum.
         assert_ne!(checksum("ab", 1, "c"), checksum("a", 1, "bc"));
     }
+
+    /// The checksum refinery_cli 0.10.0 itself wrote for
+    /// `V1__users.sql` holding this line (`scripts/interop refinery`).
+    #[test]
+    fn checksum_is_the_one_refinery_writes() {
+        assert_eq!(
+            checksum("users", 1, "CREATE TABLE users (id int PRIMARY KEY);\n"),
+            7668093413072388362
+        );
+    }
 }
