@@ -168,6 +168,10 @@ pub struct LintOptions {
     /// lull.toml), substituted before parsing; findings still point into
     /// the file as written (see [`crate::placeholders`]).
     pub placeholders: BTreeMap<String, String>,
+    /// Partitioned tables of the target database (`relkind = 'p'`) with
+    /// their partitions, read from its catalog; `None` when there is no
+    /// database.
+    pub catalog_partitions: Option<Vec<(String, Vec<String>)>>,
 }
 
 impl Default for LintOptions {
@@ -184,6 +188,7 @@ impl Default for LintOptions {
             catalog_indexes: None,
             whole_history: false,
             placeholders: BTreeMap::new(),
+            catalog_partitions: None,
         }
     }
 }
@@ -282,6 +287,9 @@ pub(crate) struct RunState {
     /// Whether `indexes` knows the whole history (a directory, or the
     /// catalog), so a missing index is really missing.
     pub indexes_complete: bool,
+    /// Partitions, NOT NULL columns, index columns and CHECKs the earlier
+    /// files (and the catalog) say exist.
+    pub known: crate::known::Known,
 }
 
 impl RunState {
@@ -296,6 +304,7 @@ impl RunState {
         }
         self.not_null_checks
             .extend(rules::set_not_null::proven_columns(stmts));
+        self.known.absorb_all(stmts);
     }
 
     fn add_indexes(&mut self, indexes: impl IntoIterator<Item = (String, Vec<String>)>) {
@@ -339,6 +348,9 @@ pub(crate) struct FileCtx<'a> {
     /// Per statement: relations created by the statements before it in
     /// this file (shared between statements that create nothing).
     new_before: Vec<std::rc::Rc<NewRelations>>,
+    /// The file creates, attaches or detaches a partition or a
+    /// partitioned table.
+    partitions_in_file: bool,
 }
 
 impl<'a> FileCtx<'a> {
@@ -364,6 +376,7 @@ impl<'a> FileCtx<'a> {
                 current = std::rc::Rc::new(next);
             }
         }
+        let partitions_in_file = stmts.iter().any(crate::known::partitions_something);
         FileCtx {
             file,
             stmts,
@@ -373,6 +386,7 @@ impl<'a> FileCtx<'a> {
             tool,
             run,
             new_before,
+            partitions_in_file,
         }
     }
 
@@ -402,8 +416,42 @@ impl<'a> FileCtx<'a> {
         self.size(relation).map(|s| self.opts.is_large(&s))
     }
 
+    /// What the history, the catalog and this file before statement
+    /// `idx` say about the schema.
+    pub(crate) fn known_at(&self, idx: usize) -> crate::known::Known {
+        let mut known = self.run.known.clone();
+        known.absorb_all(&self.stmts[..idx.min(self.stmts.len())]);
+        known
+    }
+
+    /// Whether statement `idx` is an index build on a table known to be
+    /// partitioned, and that table's name.
+    pub(crate) fn index_on_partitioned(&self, idx: usize) -> Option<String> {
+        let pg_query::NodeEnum::IndexStmt(s) = self.stmts[idx].ast() else {
+            return None;
+        };
+        // Cheap test first: only a history or file that partitions
+        // anything needs the full picture.
+        if self.run.known.knows_no_partitions() && !self.partitions_in_file {
+            return None;
+        }
+        s.relation.as_ref()?;
+        crate::partition_index::on_partitioned_table(&self.stmts[idx], &self.known_at(idx))
+    }
+
     /// The safe form of statement `idx`.
     pub(crate) fn safe_form(&self, idx: usize) -> Option<crate::safe::SafeForm> {
+        if let Some(table) = self.index_on_partitioned(idx) {
+            if self.is_new(idx, &table) {
+                return None;
+            }
+            let known = self.known_at(idx);
+            return crate::partition_index::partitioned_index_form(
+                &self.stmts[idx],
+                &known,
+                &|name| self.is_new(idx, name),
+            );
+        }
         crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name), &|_| false)
     }
 
@@ -577,6 +625,7 @@ pub(crate) fn effective_level(rule: &Rule, opts: &LintOptions) -> Option<Severit
 /// lull as the runner their findings are information.
 const REWRITTEN_BY_LULL: &[&str] = &[
     "create-index-not-concurrently",
+    "concurrent-index-on-partitioned-table",
     "drop-index-not-concurrently",
     "reindex-not-concurrently",
     "constraint-not-valid",
@@ -658,6 +707,9 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
         run.add_indexes(catalog.iter().cloned());
     }
     run.indexes_complete = opts.whole_history || opts.catalog_indexes.is_some();
+    for (table, partitions) in opts.catalog_partitions.iter().flatten() {
+        run.known.add_partitioned(table, partitions.iter().cloned());
+    }
     let active: Vec<(&Rule, Severity)> = rules::all()
         .iter()
         .filter_map(|r| effective_level(r, opts).map(|s| (*r, s)))

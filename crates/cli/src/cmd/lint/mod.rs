@@ -248,6 +248,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
             opts.pg_version = db.major;
         }
         opts.catalog_indexes = Some(db.indexes);
+        opts.catalog_partitions = Some(db.partitions);
         mark_pending(&mut files, &collected.ids, &db.applied);
     }
     let mut report = lint(&files, &opts);
