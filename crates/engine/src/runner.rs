@@ -1482,7 +1482,7 @@ async fn plan_context(
 ) -> Result<PlanContext, EngineError> {
     let read = |what: &'static str| {
         move |e: tokio_postgres::Error| EngineError::Other {
-            message: format!("cannot read {what}: {e}"),
+            message: format!("cannot read {what}: {}", crate::error::pg_message(&e)),
             hint: None,
             kind: crate::error::ErrorKind::Error,
         }
@@ -1491,12 +1491,12 @@ async fn plan_context(
     let rows = client
         .query(
             &format!(
-                "SELECT pn.nspname::text || '.' || pc.relname::text, \
+                "SELECT n.nspname::text || '.' || pc.relname::text, \
                         array(SELECT cn.nspname::text || '.' || cc.relname::text \
                               FROM pg_inherits i JOIN pg_class cc ON cc.oid = i.inhrelid \
                               JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
                               WHERE i.inhparent = pc.oid ORDER BY 1) \
-                 FROM pg_class pc JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+                 FROM pg_class pc JOIN pg_namespace n ON n.oid = pc.relnamespace \
                  WHERE pc.relkind = 'p' AND {USER_SCHEMAS} ORDER BY 1"
             ),
             &[],
