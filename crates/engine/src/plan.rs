@@ -495,7 +495,7 @@ impl PartitionChecks {
                 let same = self
                     .partition_indexes
                     .get(&qualified)
-                    .is_some_and(|ixs| ixs.iter().any(|ix| *ix == columns));
+                    .is_some_and(|ixs| ixs.contains(&columns));
                 if same {
                     return Some(format!(
                         "partition `{part}` has an index on the same columns, which PostgreSQL \
