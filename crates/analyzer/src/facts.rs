@@ -617,7 +617,11 @@ fn create_index_facts(s: &protobuf::IndexStmt) -> Facts {
         } else {
             f.lock(table, LockMode::Share);
         }
-        f.scan(table);
+        // `ON ONLY` is written for a partitioned table, whose own index
+        // holds no data (it is built per partition and attached).
+        if s.relation.as_ref().is_none_or(|r| r.inh) {
+            f.scan(table);
+        }
     }
     if let Some(name) = &name {
         if s.concurrent {
@@ -796,6 +800,16 @@ fn alter_table_facts(s: &protobuf::AlterTableStmt) -> Facts {
             | AlterTableType::AtDisableTrigAll
             | AlterTableType::AtEnableTrigUser
             | AlterTableType::AtDisableTrigUser => ShareRowExclusive,
+            // ALTER INDEX ... ATTACH PARTITION only links two indexes.
+            AlterTableType::AtAttachPartition if s.objtype == ObjectType::ObjectIndex as i32 => {
+                if let Some(part) = ast::partition_cmd(cmd).and_then(|p| p.name.as_ref()) {
+                    f.lock(ast::rel_name(part), AccessExclusive);
+                }
+                ShareUpdateExclusive
+            }
+            // The partition is scanned to prove its rows fit the bound
+            // (unless a validated CHECK implies it); a DEFAULT partition of
+            // the parent is scanned too, found only through the catalog.
             AlterTableType::AtAttachPartition => {
                 if let Some(part) = ast::partition_cmd(cmd).and_then(|p| p.name.as_ref()) {
                     let name = ast::rel_name(part);

@@ -6,7 +6,10 @@
 //! suppressions, rule levels and "this table is new" are honoured), one
 //! statement at a time:
 //!
-//! - `CREATE INDEX`, `DROP INDEX`, `REINDEX` get `CONCURRENTLY`;
+//! - `CREATE INDEX`, `DROP INDEX`, `REINDEX` get `CONCURRENTLY`; on a
+//!   table the history partitions, `CREATE INDEX [CONCURRENTLY]` becomes
+//!   the index `ON ONLY` the parent, each partition's index built
+//!   `CONCURRENTLY` and attached (see [`crate::partition_index`]);
 //! - a FOREIGN KEY or CHECK is added `NOT VALID` and validated in a
 //!   separate transaction;
 //! - UNIQUE / PRIMARY KEY are built as a unique index `CONCURRENTLY` and
@@ -37,14 +40,17 @@ use pg_query::protobuf::Token;
 use pg_query::NodeEnum;
 use serde::Serialize;
 
+use crate::known::Known;
 use crate::lint::{effective_level, lint, LintOptions, Runner, SourceFile};
 use crate::parse::{is_comment, parse, parse_for, Statement};
+use crate::partition_index::{on_partitioned_table, partitioned_index_form};
 use crate::rules;
-use crate::safe::{safe_form, NewRelations};
+use crate::safe::{safe_form, NewRelations, SafeForm};
 
 /// The rules `lull fix` can fix, in the order they are documented.
 pub const FIXABLE_RULES: &[&str] = &[
     "create-index-not-concurrently",
+    "concurrent-index-on-partitioned-table",
     "drop-index-not-concurrently",
     "reindex-not-concurrently",
     "concurrently-in-transaction",
@@ -59,6 +65,7 @@ pub const FIXABLE_RULES: &[&str] = &[
 /// Rules fixed by replacing the statement with its [`safe_form`].
 const SAFE_FORM_RULES: &[&str] = &[
     "create-index-not-concurrently",
+    "concurrent-index-on-partitioned-table",
     "drop-index-not-concurrently",
     "reindex-not-concurrently",
     "constraint-not-valid",
@@ -158,6 +165,10 @@ pub fn fix(files: &[SourceFile], opts: &FixOptions) -> Vec<FileFix> {
     let report = lint(files, &opts.lint);
     let mut out = Vec::with_capacity(files.len());
     let mut run_new = NewRelations::new();
+    let mut known = Known::new();
+    for (table, partitions) in opts.lint.catalog_partitions.iter().flatten() {
+        known.add_partitioned(table, partitions.iter().cloned());
+    }
     for file in files {
         if !file.runs_with_previous {
             run_new = NewRelations::new();
@@ -181,11 +192,12 @@ pub fn fix(files: &[SourceFile], opts: &FixOptions) -> Vec<FileFix> {
             continue;
         };
         if !findings.is_empty() {
-            fix_file(file, &stmts, &findings, &run_new, opts, &mut result);
+            fix_file(file, &stmts, &findings, &run_new, &known, opts, &mut result);
         }
         for stmt in &stmts {
             run_new.record(stmt);
         }
+        known.absorb_all(&stmts);
         out.push(result);
     }
     out
@@ -260,6 +272,7 @@ fn fix_file(
     stmts: &[Statement],
     findings: &[(usize, &'static str)],
     run_new: &NewRelations,
+    run_known: &Known,
     opts: &FixOptions,
     result: &mut FileFix,
 ) {
@@ -274,6 +287,7 @@ fn fix_file(
         .is_some();
     let mut items: Vec<Item> = Vec::new();
     let mut new = run_new.clone();
+    let mut known = run_known.clone();
     for (i, stmt) in stmts.iter().enumerate() {
         let line = stmt.span.line + file.line_offset;
         let here: BTreeSet<&'static str> = findings
@@ -291,7 +305,7 @@ fn fix_file(
             tx,
             guard_generated,
         };
-        match rewrite(stmt, &here, &new, &ctx, result) {
+        match rewrite(stmt, &here, &new, &known, &ctx, result) {
             Some(units) => place(&units, &ctx, &mut items),
             None => items.push(Item {
                 owner: i,
@@ -301,6 +315,7 @@ fn fix_file(
             }),
         }
         new.record(stmt);
+        known.absorb(stmt);
     }
     if result.applied.is_empty() {
         return;
@@ -406,6 +421,7 @@ fn rewrite(
     stmt: &Statement,
     here: &BTreeSet<&'static str>,
     new: &NewRelations,
+    known: &Known,
     ctx: &StmtCtx,
     result: &mut FileFix,
 ) -> Option<Vec<Unit>> {
@@ -464,7 +480,7 @@ fn rewrite(
             });
         }
     } else if !safe_rules.is_empty() {
-        match safe_form(&current, new) {
+        match statement_safe_form(&current, new, known) {
             Some(form) => {
                 let mut generated = Vec::new();
                 for (n, text) in form.statements.iter().enumerate() {
@@ -548,6 +564,15 @@ fn rewrite(
     }
     result.applied.extend(applied);
     Some(units)
+}
+
+/// The safe form of a statement: the per-partition form for an index
+/// build on a partitioned table, else [`safe_form`].
+fn statement_safe_form(stmt: &Statement, new: &NewRelations, known: &Known) -> Option<SafeForm> {
+    if on_partitioned_table(stmt, known).is_some() {
+        return partitioned_index_form(stmt, known, &|n| new.contains(n));
+    }
+    safe_form(stmt, new)
 }
 
 /// Writes the units of statement `ctx.index` with the transaction

@@ -18,10 +18,12 @@ mod ast;
 pub mod data;
 mod facts;
 mod fix;
+pub mod known;
 mod lex;
 mod lint;
 pub mod meta;
 mod parse;
+pub mod partition_index;
 pub mod placeholders;
 mod risk;
 pub mod rules;
@@ -34,6 +36,7 @@ pub mod versions;
 
 pub use facts::{Class, Facts, IndexFacts, LockMode, RelLock};
 pub use fix::{fix, Applied, FileFix, FixOptions, Skipped, FIXABLE_RULES};
+pub use known::Known;
 pub use lint::{
     lint, FileReport, Finding, Level, LintOptions, LintReport, Runner, Severity, SourceFile,
 };

@@ -175,6 +175,10 @@ pub struct LintOptions {
     /// Answers questions about today's rows on the target database (see
     /// [`crate::data`]); `None` offline.
     pub data: Option<std::sync::Arc<dyn crate::data::DataSource>>,
+    /// Partitioned tables of the target database (`relkind = 'p'`) with
+    /// their partitions, read from its catalog; `None` when there is no
+    /// database.
+    pub catalog_partitions: Option<Vec<(String, Vec<String>)>>,
 }
 
 impl Default for LintOptions {
@@ -192,6 +196,7 @@ impl Default for LintOptions {
             whole_history: false,
             placeholders: BTreeMap::new(),
             data: None,
+            catalog_partitions: None,
         }
     }
 }
@@ -290,6 +295,10 @@ pub(crate) struct RunState {
     /// Whether `indexes` knows the whole history (a directory, or the
     /// catalog), so a missing index is really missing.
     pub indexes_complete: bool,
+    /// Partitions, NOT NULL columns, index columns and CHECKs the earlier
+    /// files (and the catalog) say exist; only the partitions for a file
+    /// whose statements ask nothing more.
+    pub known: crate::known::Known,
 }
 
 impl RunState {
@@ -355,6 +364,9 @@ pub(crate) struct FileCtx<'a> {
     /// Per statement: relations created by the statements before it in
     /// this file (shared between statements that create nothing).
     new_before: Vec<std::rc::Rc<NewRelations>>,
+    /// The file creates, attaches or detaches a partition or a
+    /// partitioned table.
+    partitions_in_file: bool,
 }
 
 impl<'a> FileCtx<'a> {
@@ -380,6 +392,7 @@ impl<'a> FileCtx<'a> {
                 current = std::rc::Rc::new(next);
             }
         }
+        let partitions_in_file = stmts.iter().any(crate::known::partitions_something);
         FileCtx {
             file,
             stmts,
@@ -389,6 +402,7 @@ impl<'a> FileCtx<'a> {
             tool,
             run,
             new_before,
+            partitions_in_file,
         }
     }
 
@@ -434,8 +448,42 @@ impl<'a> FileCtx<'a> {
         self.size(relation).map(|s| self.opts.is_large(&s))
     }
 
+    /// What the history, the catalog and this file before statement
+    /// `idx` say about the schema.
+    pub(crate) fn known_at(&self, idx: usize) -> crate::known::Known {
+        let mut known = self.run.known.clone();
+        known.absorb_all(&self.stmts[..idx.min(self.stmts.len())]);
+        known
+    }
+
+    /// Whether statement `idx` is an index build on a table known to be
+    /// partitioned, and that table's name.
+    pub(crate) fn index_on_partitioned(&self, idx: usize) -> Option<String> {
+        let pg_query::NodeEnum::IndexStmt(s) = self.stmts[idx].ast() else {
+            return None;
+        };
+        // Cheap test first: only a history or file that partitions
+        // anything needs the full picture.
+        if self.run.known.knows_no_partitions() && !self.partitions_in_file {
+            return None;
+        }
+        s.relation.as_ref()?;
+        crate::partition_index::on_partitioned_table(&self.stmts[idx], &self.known_at(idx))
+    }
+
     /// The safe form of statement `idx`.
     pub(crate) fn safe_form(&self, idx: usize) -> Option<crate::safe::SafeForm> {
+        if let Some(table) = self.index_on_partitioned(idx) {
+            if self.is_new(idx, &table) {
+                return None;
+            }
+            let known = self.known_at(idx);
+            return crate::partition_index::partitioned_index_form(
+                &self.stmts[idx],
+                &known,
+                &|name| self.is_new(idx, name),
+            );
+        }
         crate::safe::safe_form_with(&self.stmts[idx], &|name| self.is_new(idx, name), &|_| false)
     }
 
@@ -612,6 +660,7 @@ pub(crate) fn effective_level(rule: &Rule, opts: &LintOptions) -> Option<Severit
 /// lull as the runner their findings are information.
 const REWRITTEN_BY_LULL: &[&str] = &[
     "create-index-not-concurrently",
+    "concurrent-index-on-partitioned-table",
     "drop-index-not-concurrently",
     "reindex-not-concurrently",
     "constraint-not-valid",
@@ -695,16 +744,32 @@ pub fn lint(files: &[SourceFile], opts: &LintOptions) -> LintReport {
     }
     run.indexes = indexes.indexes;
     run.indexes_complete = opts.whole_history || opts.catalog_indexes.is_some();
+    // What the history says beyond the relations (partitions, NOT NULL
+    // columns, index columns, CHECKs), in order; a file gets all of it only
+    // when one of its statements asks more than the partitions.
+    let mut history = crate::known::Known::new();
+    for (table, partitions) in opts.catalog_partitions.iter().flatten() {
+        history.add_partitioned(table, partitions.iter().cloned());
+    }
     let mut starts = Vec::with_capacity(files.len());
     for (i, (file, p)) in files.iter().zip(&parsed).enumerate() {
         if !file.runs_with_previous {
             run.start_unit();
         }
-        starts.push(run.clone());
+        let mut start = run.clone();
         if let Ok(stmts) = &p.stmts {
+            start.known = if stmts.iter().any(crate::known::asks_more_than_partitions) {
+                history.clone()
+            } else {
+                history.partitions_only()
+            };
+            history.absorb_all(stmts);
             let next_joins = files.get(i + 1).is_some_and(|f| f.runs_with_previous);
             run.absorb(stmts, next_joins);
+        } else {
+            start.known = history.partitions_only();
         }
+        starts.push(start);
     }
     let active: Vec<(&Rule, Severity)> = rules::all()
         .iter()

@@ -29,7 +29,8 @@ pub struct SafeForm {
     /// facts say so).
     pub statements: Vec<String>,
     /// Which rewrite this is: `concurrently`, `not-valid-then-validate`,
-    /// `check-then-set-not-null` or `unique-index-concurrently`.
+    /// `check-then-set-not-null`, `unique-index-concurrently` or
+    /// `partitioned-index`.
     pub rewrite: &'static str,
     /// One sentence on what changed and why, for plans and help text.
     pub note: String,
@@ -43,6 +44,9 @@ impl SafeForm {
             "not-valid-then-validate" => "NOT VALID, then VALIDATE",
             "check-then-set-not-null" => "a validated CHECK, then SET NOT NULL",
             "unique-index-concurrently" => "a unique index built CONCURRENTLY, then USING INDEX",
+            "partitioned-index" => {
+                "an index ON ONLY the parent, each partition's built CONCURRENTLY and attached"
+            }
             _ => "its safe form",
         }
     }
@@ -410,7 +414,7 @@ fn alter_table_safe_form(
                     not_valid_then_validate(stmt, rel, &table, c, taken)
                 }
                 ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
-                    unique_index_concurrently(rel, &table, c, is_new)
+                    unique_index_concurrently(rel, &table, c, is_new, taken)
                 }
                 _ => None,
             }
@@ -482,6 +486,7 @@ fn unique_index_concurrently(
     table: &str,
     c: &protobuf::Constraint,
     is_new: &dyn Fn(&str) -> bool,
+    taken: &dyn Fn(&str) -> bool,
 ) -> Option<SafeForm> {
     let primary = c.contype == ConstrType::ConstrPrimary as i32;
     let keys: Vec<&str> = c
@@ -544,11 +549,30 @@ fn unique_index_concurrently(
     let mut note = "builds the unique index CONCURRENTLY (writes continue), then attaches it as the constraint \
                     with a short ACCESS EXCLUSIVE lock and no scan"
         .to_string();
+    let mut statements = Vec::new();
     if primary {
-        note.push_str("; columns must already be NOT NULL or the attach scans the table");
+        // A primary key makes its columns NOT NULL, which scans the table
+        // under ACCESS EXCLUSIVE unless a validated CHECK proves it.
+        for key in &keys {
+            let check = choose_constraint_name(&rel.relname, Some(key), "lull_nn", taken);
+            let (col, chk) = (quote_ident(key), quote_ident(&check));
+            statements.extend([
+                format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {chk} CHECK ({col} IS NOT NULL) NOT VALID"
+                ),
+                format!("ALTER TABLE {table} VALIDATE CONSTRAINT {chk}"),
+                format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL"),
+                format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {chk}"),
+            ]);
+        }
+        note = format!(
+            "proves each key column NOT NULL with a CHECK validated under SHARE UPDATE EXCLUSIVE \
+             (SET NOT NULL then skips its scan), then {note}"
+        );
     }
+    statements.extend([create, attach]);
     Some(SafeForm {
-        statements: vec![create, attach],
+        statements,
         rewrite: "unique-index-concurrently",
         note,
     })
@@ -834,6 +858,10 @@ mod tests {
         assert_eq!(
             statements("ALTER TABLE users ADD PRIMARY KEY (id)"),
             vec![
+                "ALTER TABLE users ADD CONSTRAINT users_id_lull_nn CHECK (id IS NOT NULL) NOT VALID",
+                "ALTER TABLE users VALIDATE CONSTRAINT users_id_lull_nn",
+                "ALTER TABLE users ALTER COLUMN id SET NOT NULL",
+                "ALTER TABLE users DROP CONSTRAINT IF EXISTS users_id_lull_nn",
                 "CREATE UNIQUE INDEX CONCURRENTLY users_pkey ON users (id)",
                 "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey",
             ]

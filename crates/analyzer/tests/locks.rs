@@ -39,6 +39,13 @@ const SETUP: &str = "
     CREATE TABLE p (id int, k int) PARTITION BY RANGE (k);
     CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
     CREATE TABLE p2 (id int, k int);
+    CREATE TABLE q (id int, k int) PARTITION BY LIST (k);
+    CREATE TABLE qd PARTITION OF q DEFAULT;
+    CREATE TABLE q1 (id int, k int);
+    CREATE TABLE r (id int, k int) PARTITION BY LIST (k);
+    CREATE TABLE r1 PARTITION OF r FOR VALUES IN (1);
+    CREATE INDEX r_k ON ONLY r (k);
+    CREATE INDEX r1_k ON r1 (k);
     CREATE TABLE n0 (id int);
     CREATE SEQUENCE sq;
     CREATE TABLE g (a int, d int GENERATED ALWAYS AS (a * 2) STORED);
@@ -102,6 +109,19 @@ const TRANSACTIONAL: &[Case] = &[
     case("ALTER TABLE t DISABLE TRIGGER ALL"),
     case("ALTER TABLE p DETACH PARTITION p1"),
     case("ALTER TABLE p ATTACH PARTITION p2 FOR VALUES FROM (10) TO (20)"),
+    // With a DEFAULT partition, PostgreSQL also scans that one to prove
+    // none of its rows belongs to the new partition.
+    Case {
+        sql: "ALTER TABLE q ATTACH PARTITION q1 FOR VALUES IN (1)",
+        extra: &[("qd", AccessExclusive)],
+    },
+    // The per-partition index build of a partitioned table.
+    case("CREATE INDEX pi ON ONLY p (k)"),
+    // The indexes' tables are found through the catalog.
+    Case {
+        sql: "ALTER INDEX r_k ATTACH PARTITION r1_k",
+        extra: &[("r", AccessShare), ("r1", AccessShare)],
+    },
     case("CREATE TABLE n (id int)"),
     case("CREATE TABLE n (id int REFERENCES t (id))"),
     case("CREATE TABLE p3 PARTITION OF p FOR VALUES FROM (20) TO (30)"),

@@ -334,3 +334,63 @@ fn unknown_rules_are_usage_errors() {
         .code(2)
         .stderr(predicate::str::contains("not a rule lull can fix"));
 }
+
+/// A CREATE INDEX [CONCURRENTLY] on a table the history partitions is
+/// fixed into the per-partition form, which applies on a real server
+/// (the CONCURRENTLY original does not) and leaves a valid index on the
+/// parent with every partition's index attached.
+#[test]
+fn an_index_on_a_partitioned_table_is_fixed_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = "CREATE TABLE ev (id bigint, at date) PARTITION BY RANGE (at);\n\
+                   CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');\n\
+                   CREATE TABLE ev_2 PARTITION OF ev FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');\n";
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(dir.path().join("migrations/1_ev.sql"), history).unwrap();
+    let change = dir.path().join("migrations/2_idx.sql");
+    std::fs::write(
+        &change,
+        "CREATE INDEX CONCURRENTLY ev_at ON ev (at);\nCREATE INDEX ev_id ON ev (id);\n",
+    )
+    .unwrap();
+    // The layout is sqlx's, which wraps each file in a transaction where
+    // CONCURRENTLY cannot run; lull is the runner here.
+    lull(dir.path())
+        .args(["fix", "--runner", "lull", "--write", "migrations"])
+        .assert()
+        .success();
+    let fixed = std::fs::read_to_string(&change).unwrap();
+    assert!(
+        fixed.contains("ev_at ON ONLY ev ")
+            && fixed.contains("CONCURRENTLY")
+            && fixed.contains("ev_2_id_idx ON ev_2 ")
+            && fixed.contains("ALTER INDEX ev_id ATTACH PARTITION ev_2_id_idx"),
+        "{fixed}"
+    );
+    assert!(!fixed.contains("CONCURRENTLY ev_at"), "{fixed}");
+    let db = TestDb::new();
+    let mut client = db.client();
+    apply_statement_by_statement(&mut client, history, "1_ev.sql");
+    apply_statement_by_statement(&mut client, &fixed, "2_idx.sql");
+    let rows = client
+        .query(
+            "SELECT c.relname::text, i.indisvalid, \
+                    (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid) \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname IN ('ev_at', 'ev_id') ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    let got: Vec<(String, bool, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ev_at".to_string(), true, 2),
+            ("ev_id".to_string(), true, 2)
+        ],
+        "{fixed}"
+    );
+}

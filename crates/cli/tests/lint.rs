@@ -346,3 +346,150 @@ fn explain_lists_rules_and_prints_docs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("create-index-not-concurrently"));
 }
+
+/// A history that partitions a table, then indexes it CONCURRENTLY,
+/// attaches an existing table and adds a primary key on a nullable column
+/// with USING INDEX: the three partition/primary-key rules fire (and stay
+/// silent where the history proves the statement cheap), `lull explain`
+/// documents them and SARIF lists them.
+#[test]
+fn partition_and_primary_key_rules_follow_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("1_events.sql"),
+        "CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);\n\
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n\
+         CREATE TABLE events_2025 (id bigint, at date NOT NULL);\n\
+         CREATE TABLE events_2026 (id bigint, at date NOT NULL);\n\
+         ALTER TABLE events_2026 ADD CONSTRAINT b CHECK (at >= '2026-01-01' AND at < '2027-01-01');\n\
+         CREATE TABLE users (id bigint, email text NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("2_changes.sql"),
+        "CREATE INDEX CONCURRENTLY events_at_idx ON events (at);\n\
+         ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n\
+         ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n\
+         CREATE UNIQUE INDEX CONCURRENTLY users_id_idx ON users (id);\n\
+         CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);\n\
+         ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_id_idx;\n\
+         ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::cargo_bin("lull")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("LULL_ENV")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["lint", "--format", "json", "migrations"]);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let lines = |rule: &str| -> Vec<u64> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| f["span"]["line"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        lines("concurrent-index-on-partitioned-table"),
+        [1],
+        "{report:#}"
+    );
+    assert_eq!(
+        lines("attach-partition-scan"),
+        [2],
+        "the CHECKed one is silent"
+    );
+    assert_eq!(lines("primary-key-using-index"), [6], "{report:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "concurrent-index-on-partitioned-table")
+        .unwrap();
+    let help = finding["help"].as_str().unwrap();
+    assert!(
+        help.contains("CREATE INDEX events_at_idx ON ONLY events")
+            && help.contains("CREATE INDEX CONCURRENTLY events_2024_at_idx ON events_2024"),
+        "{help}"
+    );
+
+    let sarif: Value =
+        serde_json::from_slice(&run(&["lint", "--format", "sarif", "migrations"]).stdout).unwrap();
+    let ids: Vec<&str> = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "primary-key-using-index",
+        "attach-partition-scan",
+        "concurrent-index-on-partitioned-table",
+    ] {
+        assert!(ids.contains(&id), "{id} in SARIF rules");
+        let out = run(&["explain", id]);
+        assert!(out.status.success());
+        let doc = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            doc.starts_with(id) && doc.contains("Safe alternative"),
+            "{doc}"
+        );
+    }
+}
+
+/// With a database URL, a table partitioned in the catalog (and not in
+/// the files) is known to be partitioned.
+#[test]
+fn a_partitioned_table_in_the_catalog_is_known_to_lint() {
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "CREATE TABLE ev (id int, at date) PARTITION BY RANGE (at); \
+             CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.sql"),
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ev_at ON ev (at);\n",
+    )
+    .unwrap();
+    let rules = |url: Option<&str>| {
+        let mut cmd = Command::cargo_bin("lull").unwrap();
+        cmd.current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("LULL_ENV")
+            .args(["lint", "--format", "json", "m.sql"]);
+        if let Some(url) = url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (rules_of(&report), report)
+    };
+    let (offline, _) = rules(None);
+    assert!(!offline.contains(&"concurrent-index-on-partitioned-table".to_string()));
+    let (online, report) = rules(Some(db.url()));
+    assert!(
+        online.contains(&"concurrent-index-on-partitioned-table".to_string()),
+        "{report:#}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("ATTACH PARTITION public.ev_1_at_idx"),
+        "the catalog's partitions are in the help: {report:#}"
+    );
+}

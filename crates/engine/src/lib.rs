@@ -29,6 +29,7 @@ pub mod state;
 pub use error::{excerpt, pg_message, EngineError, ErrorKind, StepFailure};
 pub use events::{Event, EventSink};
 pub use plan::{
-    plan_migration, plan_migration_with_names, Direction, MigrationPlan, Mode, PlanOptions, Step,
+    plan_migration, plan_migration_in, plan_migration_with_names, Direction, MigrationPlan, Mode,
+    PartitionChecks, PlanContext, PlanOptions, Step,
 };
 pub use runner::{MigrationStatus, RollbackTarget, RunSummary, Runner, RunnerOptions};

@@ -33,17 +33,33 @@
 //! saying why; whether the table has a usable key is only known at run
 //! time, and without one the step runs as written with a warning.
 //!
-//! The plan depends only on the files and the options, never on the live
-//! database, so an interrupted run resumes against the same steps. (The
-//! target major in the options changes only the lock modes claimed, never
-//! the steps.)
+//! A `CREATE INDEX` on a partitioned table cannot be built CONCURRENTLY
+//! (PostgreSQL rejects it). When the table is known to be partitioned —
+//! from the catalog ([`PlanContext::known`]) or the migrations planned
+//! before — it runs as the per-partition form instead: the index `ON
+//! ONLY` the parent, each partition's index built CONCURRENTLY in its own
+//! index step (dropped and retried when INVALID, like any index build),
+//! and attached; the names are the ones PostgreSQL gives the partitions'
+//! indexes, so the catalog ends up as the plain statement leaves it. Where
+//! that cannot be promised (a partition already has an index on the same
+//! columns, which PostgreSQL would attach instead of building one; a
+//! foreign partition; an expression whose name is uncertain) the
+//! statement runs as written, in a transaction, with a note saying why.
+//!
+//! The plan depends only on the files, the options and what the catalog
+//! says when the run starts (constraint names, partitions), never on what
+//! changes while it runs; a resumed run plans with the same partitions and
+//! without the name checks, so it gets the same steps. (The target major
+//! in the options changes only the lock modes claimed, never the steps.)
 
+use lull_analyzer::partition_index::{on_partitioned_table, partitioned_index_form};
 use lull_analyzer::pg_ast::{TransactionStmtKind, VariableSetKind};
 use lull_analyzer::{
-    parse_for, safe_form, Class, IndexFacts, LockMode, NewRelations, NodeEnum, RelLock, Statement,
+    parse_for, safe_form, Class, IndexFacts, Known, LockMode, NewRelations, NodeEnum, RelLock,
+    Statement,
 };
 use lull_migrations::{Migration, SqlFile};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -320,6 +336,181 @@ impl MigrationPlan {
     }
 }
 
+/// What the planner knows beyond the files, carried from one migration's
+/// plan to the next in a run.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    /// Constraint names (`schema.name`) used already: those of the
+    /// database and of the migrations planned before.
+    pub names: BTreeSet<String>,
+    /// Partitioned tables and their partitions (the catalog's, then what
+    /// the planned migrations did).
+    pub known: Known,
+    /// What the catalog says to check before an index build on a
+    /// partitioned table is split per partition; `None` (resuming, or no
+    /// database) splits without checking the catalog.
+    pub checks: Option<PartitionChecks>,
+    /// Relations the migrations planned so far create.
+    pub created: NewRelations,
+    /// Indexes the migrations planned so far create, as (table, key
+    /// columns; `None` for an expression).
+    pub planned_indexes: Vec<(String, Vec<Option<String>>)>,
+}
+
+/// The key columns of a CREATE INDEX (`None` for an expression) and its
+/// table.
+fn index_columns(stmt: &Statement) -> Option<(String, Vec<Option<String>>)> {
+    let NodeEnum::IndexStmt(s) = stmt.ast() else {
+        return None;
+    };
+    let rel = s.relation.as_ref()?;
+    let table = if rel.schemaname.is_empty() {
+        rel.relname.clone()
+    } else {
+        format!("{}.{}", rel.schemaname, rel.relname)
+    };
+    let columns = s
+        .index_params
+        .iter()
+        .map(|p| match &p.node {
+            Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+            _ => None,
+        })
+        .collect();
+    Some((table, columns))
+}
+
+/// Whether two relation names written in SQL or read from the catalog
+/// can be the same relation (an unqualified name matches any schema).
+fn same_relation(a: &str, b: &str) -> bool {
+    let last = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+    a == b || ((!a.contains('.') || !b.contains('.')) && last(a) == last(b))
+}
+
+/// Why the per-partition form of `stmt` on `table` would not leave the
+/// catalog the plain statement leaves, from what the planned migrations
+/// did: a partition got an index on the same columns, which PostgreSQL
+/// would attach instead of building one.
+fn refused_by_planned(
+    stmt: &Statement,
+    table: &str,
+    known: &Known,
+    planned: &[(String, Vec<Option<String>>)],
+) -> Option<String> {
+    let (_, columns) = index_columns(stmt)?;
+    let mut stack = vec![table.to_string()];
+    while let Some(t) = stack.pop() {
+        for part in known
+            .partitioned(&t)
+            .map(|p| p.partitions.clone())
+            .unwrap_or_default()
+        {
+            if planned
+                .iter()
+                .any(|(on, cols)| same_relation(on, &part) && *cols == columns)
+            {
+                return Some(format!(
+                    "partition `{part}` has an index on the same columns, which PostgreSQL \
+                     attaches instead of building a new one"
+                ));
+            }
+            if known.is_partitioned(&part) {
+                stack.push(part);
+            }
+        }
+    }
+    None
+}
+
+/// Catalog facts that decide whether the per-partition form leaves the
+/// catalog the plain statement leaves.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionChecks {
+    /// Every relation of the user schemas, as `schema.name`.
+    pub relations: BTreeSet<String>,
+    /// Per partition (`schema.name`): the key columns of each of its
+    /// indexes, `None` for an expression.
+    pub partition_indexes: BTreeMap<String, Vec<Vec<Option<String>>>>,
+    /// Partitions that are foreign tables (`schema.name`).
+    pub foreign: BTreeSet<String>,
+}
+
+impl PartitionChecks {
+    fn taken(&self, name: &str) -> bool {
+        if name.contains('.') {
+            self.relations.contains(name)
+        } else {
+            // Unqualified: what the usual search_path finds.
+            self.relations.contains(&format!("public.{name}"))
+        }
+    }
+
+    /// Why the per-partition form of `stmt` on `table` would not leave
+    /// the plain statement's catalog, if it would not.
+    fn refuses(&self, stmt: &Statement, table: &str, known: &Known) -> Option<String> {
+        let NodeEnum::IndexStmt(s) = stmt.ast() else {
+            return None;
+        };
+        if s.if_not_exists && !s.idxname.is_empty() {
+            let schema = s
+                .relation
+                .as_ref()
+                .map(|r| r.schemaname.as_str())
+                .unwrap_or("");
+            let name = if schema.is_empty() {
+                s.idxname.clone()
+            } else {
+                format!("{schema}.{}", s.idxname)
+            };
+            if self.taken(&name) {
+                return Some(format!(
+                    "`{}` exists already, so the statement does nothing",
+                    s.idxname
+                ));
+            }
+        }
+        let columns: Vec<Option<String>> = s
+            .index_params
+            .iter()
+            .map(|p| match &p.node {
+                Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut stack = vec![table.to_string()];
+        while let Some(t) = stack.pop() {
+            for part in known
+                .partitioned(&t)
+                .map(|p| p.partitions.clone())
+                .unwrap_or_default()
+            {
+                let qualified = if part.contains('.') {
+                    part.clone()
+                } else {
+                    format!("public.{part}")
+                };
+                if self.foreign.contains(&qualified) {
+                    return Some(format!("partition `{part}` is a foreign table"));
+                }
+                let same = self
+                    .partition_indexes
+                    .get(&qualified)
+                    .is_some_and(|ixs| ixs.contains(&columns));
+                if same {
+                    return Some(format!(
+                        "partition `{part}` has an index on the same columns, which PostgreSQL \
+                         attaches instead of building a new one"
+                    ));
+                }
+                if known.is_partitioned(&part) {
+                    stack.push(part);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Plans one migration. Fails if the SQL does not parse (with the file
 /// position) or, for `Down`, if there is no down SQL.
 pub fn plan_migration(
@@ -341,6 +532,24 @@ pub fn plan_migration_with_names(
     direction: Direction,
     opts: &PlanOptions,
     names: &mut BTreeSet<String>,
+) -> Result<MigrationPlan, EngineError> {
+    let mut ctx = PlanContext {
+        names: std::mem::take(names),
+        ..PlanContext::default()
+    };
+    let plan = plan_migration_in(m, direction, opts, &mut ctx);
+    *names = ctx.names;
+    plan
+}
+
+/// [`plan_migration_with_names`] with everything the run knows
+/// ([`PlanContext`]); what this migration adds (constraint names,
+/// partitions) is added to `ctx` for the next one.
+pub fn plan_migration_in(
+    m: &Migration,
+    direction: Direction,
+    opts: &PlanOptions,
+    ctx: &mut PlanContext,
 ) -> Result<MigrationPlan, EngineError> {
     let file = match direction {
         Direction::Up => m.up.as_ref(),
@@ -386,7 +595,10 @@ pub fn plan_migration_with_names(
     }
     let mut overridden = Vec::new();
     let steps = match opts.mode {
-        Mode::Naive => naive_steps(m, file, &parsed),
+        Mode::Naive => {
+            ctx.known.absorb_all(&parsed);
+            naive_steps(m, file, &parsed)
+        }
         Mode::Safe => {
             let (kept, dropped): (Vec<Statement>, Vec<Statement>) = parsed
                 .into_iter()
@@ -408,7 +620,7 @@ pub fn plan_migration_with_names(
                     setting,
                 });
             }
-            safe_steps(m, file, &kept, opts, names)?
+            safe_steps(m, file, &kept, opts, ctx)?
         }
     };
     Ok(MigrationPlan {
@@ -650,7 +862,7 @@ fn safe_steps(
     file: &SqlFile,
     parsed: &[Statement],
     opts: &PlanOptions,
-    names: &mut BTreeSet<String>,
+    ctx: &mut PlanContext,
 ) -> Result<Vec<Step>, EngineError> {
     let rewrites = opts.rewrites;
     let mut b = Builder {
@@ -658,7 +870,7 @@ fn safe_steps(
         run: Vec::new(),
     };
     let mut new = NewRelations::new();
-    new.take_constraint_names(std::mem::take(names));
+    new.take_constraint_names(std::mem::take(&mut ctx.names));
     let mut explicit_block = false;
     let mut prev_end = 0;
     for s in parsed {
@@ -692,20 +904,55 @@ fn safe_steps(
                     b.flush();
                     b.push(StepKind::Backfill, PolicyClass::Dml, vec![p]);
                     new.record(s);
+                    ctx.known.absorb(s);
+                    ctx.created.record(s);
                     continue;
                 }
                 Err(reason) => not_batched = reason,
             }
         }
-        let form = if rewrites && !explicit_block {
-            safe_form(s, &new)
-        } else {
-            None
+        let partitioned = on_partitioned_table(s, &ctx.known).filter(|t| !new.contains(t));
+        let mut kept_note = None;
+        let form = match &partitioned {
+            Some(_) if !rewrites || explicit_block => None,
+            Some(table) => {
+                let refused = ctx
+                    .checks
+                    .as_ref()
+                    .and_then(|c| c.refuses(s, table, &ctx.known))
+                    .or_else(|| refused_by_planned(s, table, &ctx.known, &ctx.planned_indexes));
+                let form = match &refused {
+                    Some(_) => None,
+                    None => {
+                        let checks = ctx.checks.as_ref();
+                        let created = &ctx.created;
+                        let taken = |n: &str| {
+                            new.contains(n)
+                                || created.contains(n)
+                                || checks.is_some_and(|c| c.taken(n))
+                        };
+                        partitioned_index_form(s, &ctx.known, &taken)
+                    }
+                };
+                if form.is_none() {
+                    let why = refused.unwrap_or_else(|| {
+                        "the names PostgreSQL gives the partitions' indexes are not certain here"
+                            .into()
+                    });
+                    kept_note = Some(format!(
+                        "`{table}` is partitioned, where CONCURRENTLY is not allowed; runs as \
+                         written (every partition's index built under a SHARE lock) because {why}"
+                    ));
+                }
+                form
+            }
+            None if rewrites && !explicit_block => safe_form(s, &new),
+            None => None,
         };
         match form {
             None => {
                 let mut p = planned(s, line, best_effort, statement_risk(s, &new));
-                p.note = not_batched;
+                p.note = kept_note.or(not_batched);
                 if explicit_block {
                     b.run.push(p);
                 } else if !s.facts.transactional || m.no_transaction {
@@ -727,7 +974,10 @@ fn safe_steps(
                     for r in &reparsed {
                         // After the CHECK is validated, SET NOT NULL uses it
                         // instead of scanning the table (PostgreSQL 12+).
-                        let proven = form.rewrite == "check-then-set-not-null" && i >= 2;
+                        let proven = r.text.contains("SET NOT NULL")
+                            && form.statements[..i]
+                                .iter()
+                                .any(|t| t.contains("VALIDATE CONSTRAINT"));
                         let risk = if proven {
                             let mut r = r.clone();
                             r.facts.scans.clear();
@@ -758,9 +1008,12 @@ fn safe_steps(
             }
         }
         new.record(s);
+        ctx.known.absorb(s);
+        ctx.created.record(s);
+        ctx.planned_indexes.extend(index_columns(s));
     }
     b.flush();
-    *names = new.constraint_names().clone();
+    ctx.names = new.constraint_names().clone();
     Ok(b.steps)
 }
 

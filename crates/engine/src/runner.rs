@@ -23,8 +23,8 @@ use crate::history::{Active, HistoryChoice, RecordContext};
 use crate::index_build::CancelToken;
 use crate::lock;
 use crate::plan::{
-    plan_migration, plan_migration_with_names, Direction, MigrationPlan, Mode, PlanOptions,
-    PolicyClass, StepKind,
+    plan_migration, plan_migration_in, Direction, MigrationPlan, Mode, PartitionChecks,
+    PlanContext, PlanOptions, PolicyClass, StepKind,
 };
 use crate::state::{MigrationRecord, State, Status, StepRecord};
 
@@ -237,6 +237,18 @@ impl Runner {
         plan_migration(m, direction, &self.plan_options())
     }
 
+    /// [`Runner::plan`] knowing what the migrations planned before it in
+    /// `ctx` did (partitioned tables, constraint names), for planning a
+    /// whole history without a database.
+    pub fn plan_with(
+        &self,
+        m: &Migration,
+        direction: Direction,
+        ctx: &mut PlanContext,
+    ) -> Result<MigrationPlan, EngineError> {
+        plan_migration_in(m, direction, &self.plan_options(), ctx)
+    }
+
     fn plan_options(&self) -> PlanOptions {
         PlanOptions {
             pg_version: self.server_major.get().copied().or(self.opts.pg_version),
@@ -372,12 +384,8 @@ impl Runner {
         let tool = self.tool(&work, migrations, false).await?;
         self.check_checksums(migrations, &records, tool.as_ref())?;
         let resuming = records.iter().any(|r| r.status != Status::Applied);
-        let names = if resuming {
-            BTreeSet::new()
-        } else {
-            constraint_names(&work).await?
-        };
-        self.pending_plans(migrations, &records, tool.as_ref(), to, names)
+        let ctx = plan_context(&work, resuming).await?;
+        self.pending_plans(migrations, &records, tool.as_ref(), to, ctx)
     }
 
     /// [`Runner::pending`], refusing out-of-order migrations unless
@@ -495,16 +503,16 @@ impl Runner {
             .collect())
     }
 
-    /// Plans the pending migrations in order; the constraint names each
-    /// adds are known to the next (`names` seeds them, e.g. from the
-    /// database).
+    /// Plans the pending migrations in order; the constraint names and
+    /// partitions each adds are known to the next (`ctx` seeds them from
+    /// the database).
     fn pending_plans(
         &self,
         migrations: &[Migration],
         records: &[MigrationRecord],
         tool: Option<&Active>,
         to: Option<&str>,
-        mut names: BTreeSet<String>,
+        mut ctx: PlanContext,
     ) -> Result<Vec<MigrationPlan>, EngineError> {
         let to = match to {
             Some(to) => Some(Self::find(migrations, to)?.version.clone()),
@@ -518,11 +526,11 @@ impl Runner {
                 }
             }
             if !is_applied(records, tool, &m.version) {
-                plans.push(plan_migration_with_names(
+                plans.push(plan_migration_in(
                     m,
                     Direction::Up,
                     &self.plan_options(),
-                    &mut names,
+                    &mut ctx,
                 )?);
             }
         }
@@ -642,12 +650,8 @@ impl Runner {
         // the interrupted migration's own constraints are there already,
         // and its plan must stay the one its finished steps came from.
         let resuming = records.iter().any(|r| r.status != Status::Applied);
-        let names = if resuming {
-            BTreeSet::new()
-        } else {
-            constraint_names(&session.work).await?
-        };
-        let plans = self.pending_plans(migrations, &records, tool.as_ref(), to, names)?;
+        let ctx = plan_context(&session.work, resuming).await?;
+        let plans = self.pending_plans(migrations, &records, tool.as_ref(), to, ctx)?;
         let late = self.check_order(migrations, &records, tool.as_ref(), &plans)?;
         if let Some(t) = &tool {
             Self::refuse_tool_failures(t, &records, &plans)?;
@@ -1463,6 +1467,101 @@ fn status_name(s: Status) -> &'static str {
         Status::Running | Status::RollingBack => "running",
     }
 }
+
+/// What the planner needs from the catalog: the partitioned tables and
+/// their partitions always (a resumed run must plan the steps it planned
+/// before); when not resuming also the constraint names, so a rewrite
+/// names an unnamed constraint as PostgreSQL would here, and the facts
+/// that decide whether an index build on a partitioned table can be split
+/// per partition (not when resuming: the interrupted migration's own
+/// constraints and indexes are there already, and its plan must stay the
+/// one its finished steps came from).
+async fn plan_context(
+    client: &tokio_postgres::Client,
+    resuming: bool,
+) -> Result<PlanContext, EngineError> {
+    let read = |what: &'static str| {
+        move |e: tokio_postgres::Error| EngineError::Other {
+            message: format!("cannot read {what}: {}", crate::error::pg_message(&e)),
+            hint: None,
+            kind: crate::error::ErrorKind::Error,
+        }
+    };
+    let mut ctx = PlanContext::default();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname::text || '.' || pc.relname::text, \
+                        array(SELECT cn.nspname::text || '.' || cc.relname::text \
+                              FROM pg_inherits i JOIN pg_class cc ON cc.oid = i.inhrelid \
+                              JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+                              WHERE i.inhparent = pc.oid ORDER BY 1) \
+                 FROM pg_class pc JOIN pg_namespace n ON n.oid = pc.relnamespace \
+                 WHERE pc.relkind = 'p' AND {USER_SCHEMAS} ORDER BY 1"
+            ),
+            &[],
+        )
+        .await
+        .map_err(read("the partitioned tables"))?;
+    for row in rows {
+        let parent: String = row.get(0);
+        let partitions: Vec<String> = row.get(1);
+        ctx.known.add_partitioned(&parent, partitions);
+    }
+    if resuming {
+        return Ok(ctx);
+    }
+    ctx.names = constraint_names(client).await?;
+    let mut checks = PartitionChecks::default();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname::text || '.' || c.relname::text, c.relkind::text, c.relispartition \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(read("the relation names"))?;
+    for row in rows {
+        let name: String = row.get(0);
+        let kind: String = row.get(1);
+        let partition: bool = row.get(2);
+        if partition && kind == "f" {
+            checks.foreign.insert(name.clone());
+        }
+        checks.relations.insert(name);
+    }
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname::text || '.' || c.relname::text, \
+                        array(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) \
+                              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                              WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relispartition AND {USER_SCHEMAS}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(read("the partitions' indexes"))?;
+    for row in rows {
+        let table: String = row.get(0);
+        let columns: Vec<Option<String>> = row.get(1);
+        checks
+            .partition_indexes
+            .entry(table)
+            .or_default()
+            .push(columns);
+    }
+    ctx.checks = Some(checks);
+    Ok(ctx)
+}
+
+/// The schemas lull reads from the catalog: not PostgreSQL's own.
+const USER_SCHEMAS: &str = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
 
 /// Every constraint name of the user schemas, as `schema.name`.
 async fn constraint_names(

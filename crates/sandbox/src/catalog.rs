@@ -33,10 +33,11 @@
 //! collation, NOT NULL, default, identity, generated expression);
 //! constraints of tables and domains (name, definition, validity,
 //! deferrability; on PostgreSQL 18 also the catalogued NOT NULL
-//! constraints); indexes (definition, validity, readiness); view
-//! definitions; functions and procedures (full definition); aggregates (by
-//! signature); triggers (definition and enabled state); enums (labels in
-//! order); domains; sequences (type, start, increment, bounds, cache,
+//! constraints); indexes (definition, validity, readiness, the
+//! partitioned index each is attached to); view definitions; functions
+//! and procedures (full definition); aggregates (by signature);
+//! triggers (definition and enabled state); enums (labels in order);
+//! domains; sequences (type, start, increment, bounds, cache,
 //! cycle, owner column); row-level security policies.
 //!
 //! What is not compared: data, owners, grants, comments, statistics,
@@ -403,6 +404,8 @@ fn queries() -> Vec<String> {
                     pg_get_indexdef(i.indexrelid)
                     || CASE WHEN NOT i.indisvalid THEN ' [INVALID]' ELSE '' END
                     || CASE WHEN NOT i.indisready THEN ' [not ready]' ELSE '' END
+                    || COALESCE((SELECT ' [partition of ' || h.inhparent::regclass::text || ']'
+                                 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid), '')
              FROM pg_index i
              JOIN pg_class ic ON ic.oid = i.indexrelid
              JOIN pg_class c ON c.oid = i.indrelid

@@ -41,6 +41,10 @@ Safe alternative
 
   A failed concurrent build leaves an INVALID index; lull drops it before
   retrying.
+
+  On a partitioned table CONCURRENTLY is not allowed; create the index ON
+  ONLY the parent, build each partition's index CONCURRENTLY and attach it
+  (see `lull explain concurrent-index-on-partitioned-table`).
 ";
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
@@ -53,6 +57,26 @@ fn check(ctx: &FileCtx) -> Vec<Hit> {
             continue;
         };
         if s.concurrent || !ctx.existing(i, &table) {
+            continue;
+        }
+        if ctx.index_on_partitioned(i).is_some() {
+            let help = ctx.safe_sql(i).or_else(|| {
+                Some(super::concurrent_index_on_partitioned_table::generic_help(
+                    &table,
+                ))
+            });
+            hits.push(
+                Hit::new(
+                    i,
+                    format!(
+                        "CREATE INDEX on partitioned `{table}` builds every partition's index under a \
+                         SHARE lock that blocks writes to it (and CONCURRENTLY is not allowed on a \
+                         partitioned table)"
+                    ),
+                )
+                .table(&table)
+                .help(help),
+            );
             continue;
         }
         hits.push(
@@ -90,6 +114,37 @@ mod tests {
             "CREATE TABLE orders (id int); CREATE INDEX i ON orders (id)"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_partitioned_table_gets_the_per_partition_form_not_concurrently() {
+        let sql = "CREATE TABLE ev (id int, at date) PARTITION BY RANGE (at);\n\
+                   CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');";
+        let file = crate::lint::SourceFile {
+            path: "2.sql".into(),
+            sql: "CREATE INDEX ev_at ON ev (at);".into(),
+            ..Default::default()
+        };
+        let history = crate::lint::SourceFile {
+            path: "1.sql".into(),
+            sql: sql.into(),
+            ..Default::default()
+        };
+        let report = crate::lint(&[history, file], &crate::lint::LintOptions::default());
+        let f = report
+            .findings
+            .iter()
+            .find(|f| f.rule == ID)
+            .expect("flagged");
+        assert!(f.message.contains("partitioned"), "{}", f.message);
+        let help = f.help.as_deref().unwrap();
+        assert!(
+            help.starts_with("CREATE INDEX ev_at ON ONLY ev")
+                && help.contains("CREATE INDEX CONCURRENTLY ev_1_at_idx ON ev_1")
+                && help.contains("ALTER INDEX ev_at ATTACH PARTITION ev_1_at_idx"),
+            "{help}"
+        );
+        assert!(!help.contains("CONCURRENTLY ev_at"), "{help}");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::parse::Statement;
 mod add_column_required;
 mod add_column_rewrite;
 mod add_column_volatile_default;
+mod attach_partition_scan;
 mod column_type_change;
+mod concurrent_index_on_partitioned_table;
 mod concurrently_in_transaction;
 mod constraint_not_valid;
 mod create_index_not_concurrently;
@@ -41,6 +43,7 @@ mod prefer_bigint;
 mod prefer_jsonb;
 mod prefer_text;
 mod prefer_timestamptz;
+mod primary_key_using_index;
 mod refresh_matview_not_concurrently;
 mod reindex_not_concurrently;
 mod rename_column;
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Rule {
 /// Every rule, in the order `lull explain` lists them.
 static ALL: &[&Rule] = &[
     &create_index_not_concurrently::RULE,
+    &concurrent_index_on_partitioned_table::RULE,
     &drop_index_not_concurrently::RULE,
     &reindex_not_concurrently::RULE,
     &concurrently_in_transaction::RULE,
@@ -117,6 +121,7 @@ static ALL: &[&Rule] = &[
     &duplicates_block_unique::RULE,
     &nulls_block_not_null::RULE,
     &invalid_index_kept::RULE,
+    &primary_key_using_index::RULE,
     &add_column_volatile_default::RULE,
     &add_column_required::RULE,
     &add_column_rewrite::RULE,
@@ -125,6 +130,7 @@ static ALL: &[&Rule] = &[
     &lock_table::RULE,
     &refresh_matview_not_concurrently::RULE,
     &detach_partition_not_concurrently::RULE,
+    &attach_partition_scan::RULE,
     &exclusion_constraint::RULE,
     &domain_constraint::RULE,
     &requires_newer_postgres::RULE,

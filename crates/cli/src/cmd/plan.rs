@@ -93,13 +93,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         plans
     } else {
         let mut plans = Vec::new();
+        let mut ctx = lull_engine::PlanContext::default();
         for m in &setup.migrations {
             if let Some(to) = &args.to {
                 if lull_migrations::compare_versions(&m.version, to).is_gt() {
                     break;
                 }
             }
-            plans.push(runner.plan(m, Direction::Up).map_err(engine_error)?);
+            plans.push(
+                runner
+                    .plan_with(m, Direction::Up, &mut ctx)
+                    .map_err(engine_error)?,
+            );
         }
         plans
     };

@@ -1,8 +1,10 @@
 //! What `lull lint` reads from the target database when a URL is given:
 //! the server's major version, the indexes in its catalog (for
-//! `unindexed-foreign-key`), and which migrations are already applied
-//! there (so the pending ones are linted as one unit), and, for the data
-//! rules, today's rows ([`Rows`]).
+//! `unindexed-foreign-key`), its partitioned tables and their partitions
+//! (for `concurrent-index-on-partitioned-table` and the per-partition
+//! fix), which migrations are already applied there (so the pending ones
+//! are linted as one unit), and, for the data rules, today's rows
+//! ([`Rows`]).
 //!
 //! Read-only: it never creates lull's schema or any table. History tables
 //! of the tools lull reads (lull's own, sqlx, golang-migrate / dbmate,
@@ -22,6 +24,8 @@ pub struct DatabaseFacts {
     pub major: Option<u32>,
     /// (schema-qualified table, index columns in order), expressions left out.
     pub indexes: Vec<(String, Vec<String>)>,
+    /// Partitioned tables (`schema.name`) with their partitions.
+    pub partitions: Vec<(String, Vec<String>)>,
     /// Applied migrations: versions, and Prisma's `<ts>_<name>` labels.
     pub applied: BTreeSet<String>,
     /// golang-migrate keeps one row, the last version applied: every
@@ -90,6 +94,21 @@ pub fn read(url: &str, lull_schema: &str) -> Result<DatabaseFacts, CliError> {
             let cols: Vec<String> = row.get(2);
             facts.indexes.push((format!("{schema}.{table}"), cols));
         }
+        let rows = client
+            .query(
+                "SELECT pn.nspname::text || '.' || pc.relname::text, \
+                        array(SELECT cn.nspname::text || '.' || cc.relname::text \
+                              FROM pg_inherits i JOIN pg_class cc ON cc.oid = i.inhrelid \
+                              JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+                              WHERE i.inhparent = pc.oid ORDER BY 1) \
+                 FROM pg_class pc JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+                 WHERE pc.relkind = 'p' AND pn.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| fail(lull_engine::pg_message(&e)))?;
+        facts.partitions = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let lull_table = format!(
             "{}.migrations",
             lull_analyzer::sql::quote_ident(lull_schema)

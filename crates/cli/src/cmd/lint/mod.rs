@@ -264,6 +264,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> CliResult {
         if !args.no_data_checks {
             opts.data = Some(std::sync::Arc::new(database::Rows::connect(&url)?));
         }
+        opts.catalog_partitions = Some(db.partitions);
     }
     let mut report = lint(&files, &opts);
     if let Some(reference) = &args.changed_since {
