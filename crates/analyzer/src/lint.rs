@@ -282,6 +282,9 @@ pub(crate) struct StmtInfo {
     pub group: usize,
 }
 
+/// Indexes by relation name: (table, columns).
+pub(crate) type IndexesByRelation = BTreeMap<String, Vec<(String, Vec<String>)>>;
+
 /// What earlier files of the run left behind that later files' rules need.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunState {
@@ -291,7 +294,7 @@ pub(crate) struct RunState {
     pub not_null_checks: Arc<BTreeSet<(String, String)>>,
     /// Indexes created anywhere in the files given or found in the
     /// catalog, by relation name: (table, columns).
-    pub indexes: Arc<BTreeMap<String, Vec<(String, Vec<String>)>>>,
+    pub indexes: Arc<IndexesByRelation>,
     /// Whether `indexes` knows the whole history (a directory, or the
     /// catalog), so a missing index is really missing.
     pub indexes_complete: bool,
