@@ -155,6 +155,42 @@ pub(crate) fn nulls(rel: &protobuf::RangeVar, columns: &[String]) -> Option<Prob
     })
 }
 
+/// "1 row", "12 rows", "at least 1000 rows": a probe's count in words.
+pub(crate) fn counted(n: i64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n if n >= PROBE_LIMIT => format!("at least {PROBE_LIMIT} {many}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+/// The hits of a rule that counts offending rows: for each statement's
+/// probes (table, probe), a hit built by `found` from a count above 0, or
+/// an information hit "could not check `table` for {what}" when the
+/// database could not answer.
+pub(crate) fn count_hits(
+    ctx: &crate::lint::FileCtx,
+    probes: fn(&crate::parse::Statement) -> Vec<(String, Probe)>,
+    what: &str,
+    found: impl Fn(usize, &str, i64, &Probe) -> crate::lint::Hit,
+) -> Vec<crate::lint::Hit> {
+    let mut hits = Vec::new();
+    for (i, stmt) in ctx.stmts.iter().enumerate() {
+        for (table, probe) in probes(stmt) {
+            let hit = match ctx.ask(i, &table, &probe) {
+                None | Some(Outcome::NoTable) | Some(Outcome::Count(0)) => continue,
+                Some(Outcome::Count(n)) => found(i, &table, n, &probe),
+                Some(Outcome::Unknown(why)) => {
+                    crate::lint::Hit::new(i, format!("could not check `{table}` for {what}: {why}"))
+                        .at_most(crate::lint::Severity::Info)
+                }
+            };
+            hits.push(hit.table(&table));
+        }
+    }
+    hits
+}
+
 /// Counts INVALID indexes named `index` in the schema of `rel`.
 pub(crate) fn invalid_index(rel: &protobuf::RangeVar, index: &str) -> Probe {
     let table = relation_sql(rel);

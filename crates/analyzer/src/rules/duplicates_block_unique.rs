@@ -5,7 +5,7 @@ use pg_query::NodeEnum;
 
 use super::{added_constraint, alter_table, contype, Category, Rule};
 use crate::ast;
-use crate::data::{self, Outcome, Probe, PROBE_LIMIT};
+use crate::data::{self, Probe};
 use crate::lint::{FileCtx, Hit, Severity};
 use crate::parse::Statement;
 
@@ -94,40 +94,19 @@ fn probe(stmt: &Statement) -> Vec<(String, Probe)> {
 }
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    for (i, stmt) in ctx.stmts.iter().enumerate() {
-        for (table, probe) in probe(stmt) {
-            let hit = match ctx.ask(i, &table, &probe) {
-                None | Some(Outcome::NoTable) | Some(Outcome::Count(0)) => continue,
-                Some(Outcome::Count(n)) => Hit::new(
-                    i,
-                    format!(
-                        "`{table}` already holds {} of rows that share this key: the unique build fails on today's data",
-                        groups(n)
-                    ),
-                )
-                .help(Some(format!(
-                    "resolve the duplicates before this migration runs; lull counted them with:\n{}",
-                    probe.sql
-                ))),
-                Some(Outcome::Unknown(why)) => Hit::new(
-                    i,
-                    format!("could not check `{table}` for duplicate keys: {why}"),
-                )
-                .at_most(Severity::Info),
-            };
-            hits.push(hit.table(&table));
-        }
-    }
-    hits
-}
-
-fn groups(n: i64) -> String {
-    match n {
-        1 => "1 group".into(),
-        n if n >= PROBE_LIMIT => format!("at least {PROBE_LIMIT} groups"),
-        n => format!("{n} groups"),
-    }
+    data::count_hits(ctx, probe, "duplicate keys", |i, table, n, probe| {
+        Hit::new(
+            i,
+            format!(
+                "`{table}` already holds {} of rows that share this key: the unique build fails on today's data",
+                data::counted(n, "group", "groups")
+            ),
+        )
+        .help(Some(format!(
+            "resolve the duplicates before this migration runs; lull counted them with:\n{}",
+            probe.sql
+        )))
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 
 use super::{added_constraint, alter_table, contype, subtype, Category, Rule};
 use crate::ast;
-use crate::data::{self, Outcome, Probe, PROBE_LIMIT};
+use crate::data::{self, Probe};
 use crate::lint::{FileCtx, Hit, Severity};
 use crate::parse::Statement;
 
@@ -69,39 +69,19 @@ fn probes(stmt: &Statement) -> Vec<(String, Probe)> {
 }
 
 fn check(ctx: &FileCtx) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    for (i, stmt) in ctx.stmts.iter().enumerate() {
-        for (table, probe) in probes(stmt) {
-            let hit = match ctx.ask(i, &table, &probe) {
-                None | Some(Outcome::NoTable) | Some(Outcome::Count(0)) => continue,
-                Some(Outcome::Count(n)) => Hit::new(
-                    i,
-                    format!(
-                        "`{table}` has {} with a NULL there today: this statement fails on today's data",
-                        rows(n)
-                    ),
-                )
-                .help(Some(format!(
-                    "fill or delete those rows first (`lull backfill run --sql \"UPDATE …\"`); lull counted them with:\n{}",
-                    probe.sql
-                ))),
-                Some(Outcome::Unknown(why)) => {
-                    Hit::new(i, format!("could not check `{table}` for NULLs: {why}"))
-                        .at_most(Severity::Info)
-                }
-            };
-            hits.push(hit.table(&table));
-        }
-    }
-    hits
-}
-
-fn rows(n: i64) -> String {
-    match n {
-        1 => "1 row".into(),
-        n if n >= PROBE_LIMIT => format!("at least {PROBE_LIMIT} rows"),
-        n => format!("{n} rows"),
-    }
+    data::count_hits(ctx, probes, "NULLs", |i, table, n, probe| {
+        Hit::new(
+            i,
+            format!(
+                "`{table}` has {} with a NULL there today: this statement fails on today's data",
+                data::counted(n, "row", "rows")
+            ),
+        )
+        .help(Some(format!(
+            "fill or delete those rows first (`lull backfill run --sql \"UPDATE …\"`); lull counted them with:\n{}",
+            probe.sql
+        )))
+    })
 }
 
 #[cfg(test)]
