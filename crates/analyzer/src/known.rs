@@ -205,25 +205,14 @@ impl Known {
                 self.alter_table(s)
             }
             NodeEnum::IndexStmt(s) => {
-                let Some(rel) = &s.relation else { return };
+                let Some((table, columns)) = index_columns(stmt) else {
+                    return;
+                };
                 if s.idxname.is_empty() {
                     return;
                 }
-                let columns = s
-                    .index_params
-                    .iter()
-                    .map(|p| match &p.node {
-                        Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                self.indexes.insert(
-                    s.idxname.clone(),
-                    KnownIndex {
-                        table: ast::rel_name(rel),
-                        columns,
-                    },
-                );
+                self.indexes
+                    .insert(s.idxname.clone(), KnownIndex { table, columns });
             }
             NodeEnum::DropStmt(s) => {
                 let tables = s.remove_type == ObjectType::ObjectTable as i32;
@@ -383,6 +372,24 @@ impl Known {
             }
         }
     }
+}
+
+/// The table (as written) and key columns (`None` for an expression) of a
+/// CREATE INDEX.
+pub fn index_columns(stmt: &Statement) -> Option<(String, Vec<Option<String>>)> {
+    let NodeEnum::IndexStmt(s) = stmt.ast() else {
+        return None;
+    };
+    let rel = s.relation.as_ref()?;
+    let columns = s
+        .index_params
+        .iter()
+        .map(|p| match &p.node {
+            Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+            _ => None,
+        })
+        .collect();
+    Some((ast::rel_name(rel), columns))
 }
 
 /// Whether a rule reading statement `stmt` needs more than the partitioned

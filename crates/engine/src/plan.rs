@@ -357,29 +357,6 @@ pub struct PlanContext {
     pub planned_indexes: Vec<(String, Vec<Option<String>>)>,
 }
 
-/// The key columns of a CREATE INDEX (`None` for an expression) and its
-/// table.
-fn index_columns(stmt: &Statement) -> Option<(String, Vec<Option<String>>)> {
-    let NodeEnum::IndexStmt(s) = stmt.ast() else {
-        return None;
-    };
-    let rel = s.relation.as_ref()?;
-    let table = if rel.schemaname.is_empty() {
-        rel.relname.clone()
-    } else {
-        format!("{}.{}", rel.schemaname, rel.relname)
-    };
-    let columns = s
-        .index_params
-        .iter()
-        .map(|p| match &p.node {
-            Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
-            _ => None,
-        })
-        .collect();
-    Some((table, columns))
-}
-
 /// Whether two relation names written in SQL or read from the catalog
 /// can be the same relation (an unqualified name matches any schema).
 fn same_relation(a: &str, b: &str) -> bool {
@@ -397,7 +374,7 @@ fn refused_by_planned(
     known: &Known,
     planned: &[(String, Vec<Option<String>>)],
 ) -> Option<String> {
-    let (_, columns) = index_columns(stmt)?;
+    let (_, columns) = lull_analyzer::known::index_columns(stmt)?;
     let mut stack = vec![table.to_string()];
     while let Some(t) = stack.pop() {
         for part in known
@@ -1010,7 +987,8 @@ fn safe_steps(
         new.record(s);
         ctx.known.absorb(s);
         ctx.created.record(s);
-        ctx.planned_indexes.extend(index_columns(s));
+        ctx.planned_indexes
+            .extend(lull_analyzer::known::index_columns(s));
     }
     b.flush();
     ctx.names = new.constraint_names().clone();
